@@ -1,0 +1,50 @@
+# The README's commands. Each target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb chapters/*/*.ipynb))
+BOOK_FLAGS := -W -n --keep-going
+
+.PHONY: install book test lint execute lab bench clean
+
+install: $(STAMP)
+
+# Re-install whenever requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## make book: build the HTML book into _build/html (no warnings allowed)
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+
+## make test: lint, build the book, then unit tests, notebooks (nbval) and the browser test
+test: $(STAMP) lint book
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check gmmlib tests benchmarks
+	$(BIN)/ruff format --check gmmlib tests benchmarks
+
+## make execute: re-run every chapter notebook in place so its stored outputs are fresh
+execute: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+
+## make lab: JupyterLab from the project's venv, with gmmlib installed
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/jupyter lab chapters
+
+## make bench: the speed and memory benchmark (prints a table; see README)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_em.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -not -path './$(VENV)/*' -prune -exec rm -rf {} +

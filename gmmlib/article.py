@@ -1,0 +1,53 @@
+r"""The worked example of the source article: three 2-D Gaussians, 2000 samples.
+
+The article prints :math:`\Sigma_2 = [[3, 2], [1, 2]]`, which is not symmetric
+and so is not a covariance matrix. The book uses its symmetric part
+:math:`[[3, 1.5], [1.5, 2]]` (the nearest symmetric matrix, positive definite
+with eigenvalues ≈ 4.1 and 0.9) and keeps the printed matrix as
+:data:`SIGMA2_AS_PRINTED` to show what NumPy does with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mixture import sample_mixture
+
+#: Mixture weights p = (0.3, 0.6, 0.1).
+WEIGHTS = np.array([0.3, 0.6, 0.1])
+#: Component means μ₁, μ₂, μ₃.
+MEANS = np.array([[2.5, 8.0], [8.0, 2.5], [10.0, 10.0]])
+#: Σ₂ exactly as the article prints it (not symmetric).
+SIGMA2_AS_PRINTED = np.array([[3.0, 2.0], [1.0, 2.0]])
+#: Covariances, with Σ₂ replaced by the symmetric part of the printed matrix.
+COVARIANCES = np.array(
+    [
+        [[2.0, 1.0], [1.0, 2.0]],
+        (SIGMA2_AS_PRINTED + SIGMA2_AS_PRINTED.T) / 2,
+        [[2.0, 0.0], [0.0, 2.0]],
+    ]
+)
+#: Number of samples the article draws.
+N_SAMPLES = 2000
+#: The seed the book uses for the article's data.
+SEED = 2019
+
+#: The numbers the article's own code printed after 100 iterations (its data,
+#: drawn with the asymmetric Σ₂, are not published, so these are for comparison).
+REPORTED_WEIGHTS = np.array([0.298, 0.598, 0.104])
+REPORTED_MEANS = np.array([[2.49, 8.22], [7.96, 2.46], [10.04, 9.96]])
+
+
+def article_parameters():
+    """(weights, means, covariances) of the article's example, as fresh copies."""
+    return WEIGHTS.copy(), MEANS.copy(), COVARIANCES.copy()
+
+
+def article_samples(n_samples: int = N_SAMPLES, random_state=SEED):
+    """The article's data set, reproducibly: ``(X, labels)`` of 2000 samples by default.
+
+    Draws from :func:`article_parameters` with :func:`gmmlib.sample_mixture`;
+    the same ``random_state`` always gives the same samples.
+    """
+    weights, means, covariances = article_parameters()
+    return sample_mixture(n_samples, weights, means, covariances, "full", random_state)

@@ -1,0 +1,190 @@
+r"""The d-variate normal density, computed in log space through Cholesky factors.
+
+Equation :eq:`eq-normal-density` of chapter 1:
+
+.. math::
+
+    \phi(x \mid \mu, \Sigma) = (2\pi)^{-d/2} |\Sigma|^{-1/2}
+        \exp\!\left(-\tfrac12 (x-\mu)^\top \Sigma^{-1} (x-\mu)\right).
+
+With the Cholesky factorisation :math:`\Sigma = L L^\top` the quadratic form is
+:math:`\lVert L^{-1}(x-\mu) \rVert^2` (a triangular solve) and
+:math:`\log|\Sigma| = 2 \sum_j \log L_{jj}`; neither :math:`\Sigma^{-1}` nor
+:math:`|\Sigma|` is ever formed, so a nearly singular covariance loses no accuracy
+to an explicit inverse and its determinant cannot underflow to zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from ._validation import check_covariance_type, check_covariances, check_data, check_means
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+_COLLAPSE_HINT = (
+    "This happens when a component collapses onto a single point or a lower-dimensional "
+    "set (too few samples in it, or duplicated samples). Increase reg_covar (e.g. 1e-6 "
+    "or more, relative to the scale of the data), use fewer components, or standardise "
+    "the data."
+)
+
+
+def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray:
+    r"""Cholesky factor of each precision matrix, from the covariances.
+
+    Parameters
+    ----------
+    covariances : ndarray
+        Shaped per ``covariance_type`` as in scikit-learn: full (K, d, d),
+        tied (d, d), diag (K, d), spherical (K,).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``covariances``. For full and tied, the upper-triangular
+        :math:`U = L^{-\top}` with :math:`\Sigma = L L^\top`, so that
+        :math:`U U^\top = \Sigma^{-1}`; for diag and spherical,
+        :math:`1/\sqrt{\sigma^2}`.
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite; the message names the component
+        and suggests ``reg_covar``.
+
+    Notes
+    -----
+    :math:`U` comes from a triangular solve :math:`L U^\top = I`; only the
+    triangular factor is inverted, never :math:`\Sigma`.
+    """
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        stack = covariances[None] if covariance_type == "tied" else covariances
+        out = np.empty_like(stack)
+        eye = np.eye(stack.shape[-1])
+        for k, cov in enumerate(stack):
+            try:
+                chol = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                who = "The tied covariance" if covariance_type == "tied" else f"Component {k}"
+                raise ValueError(
+                    f"{who} has a covariance matrix that is not positive definite. "
+                    + _COLLAPSE_HINT
+                ) from None
+            out[k] = solve_triangular(chol, eye, lower=True).T
+        return out[0] if covariance_type == "tied" else out
+    if np.any(covariances <= 0) or not np.all(np.isfinite(covariances)):
+        bad = np.flatnonzero(np.any(~(covariances.reshape(covariances.shape[0], -1) > 0), axis=1))
+        raise ValueError(
+            f"Component(s) {bad.tolist()} have a zero or negative variance. " + _COLLAPSE_HINT
+        )
+    return 1.0 / np.sqrt(covariances)
+
+
+def _log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
+    """log|U| per component, that is -(1/2) log|Σ_k|."""
+    if covariance_type == "full":
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(prec_chol)).sum()
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(axis=1)
+    return n_features * np.log(prec_chol)
+
+
+def _log_component_densities(X, means, prec_chol, covariance_type):
+    """Core of :func:`log_component_densities`; no validation."""
+    n_samples, n_features = X.shape
+    n_components = means.shape[0]
+    log_det = _log_det_precision_cholesky(prec_chol, covariance_type, n_features)
+    maha = np.empty((n_samples, n_components))
+    for k in range(n_components):
+        if covariance_type in ("full", "tied"):
+            u = prec_chol[k] if covariance_type == "full" else prec_chol
+            # (x - μ) U computed as xU - μU: one matrix product, no (x - μ) copy.
+            y = X @ u
+            y -= means[k] @ u
+            maha[:, k] = np.einsum("ij,ij->i", y, y)
+        else:
+            scale = prec_chol[k]
+            y = (X - means[k]) * scale
+            maha[:, k] = np.einsum("ij,ij->i", y, y)
+    return -0.5 * (n_features * LOG_2PI + maha) + log_det
+
+
+def log_component_densities(X, means, covariances, covariance_type: str = "full"):
+    r"""Log-density of every sample under every component, log φ(x_i | μ_k, Σ_k).
+
+    Implements :eq:`eq-normal-density` for all components at once.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+    means : array_like of shape (n_components, n_features)
+    covariances : array_like
+        Shaped per ``covariance_type`` (full (K, d, d), tied (d, d), diag (K, d),
+        spherical (K,)).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components)
+
+    Notes
+    -----
+    .. math::
+
+        \log \phi(x_i \mid \mu_k, \Sigma_k) = -\tfrac{d}{2}\log 2\pi
+            + \log|U_k| - \tfrac12 \lVert (x_i - \mu_k)^\top U_k \rVert^2,
+        \qquad U_k U_k^\top = \Sigma_k^{-1}.
+    """
+    check_covariance_type(covariance_type)
+    X = check_data(X)
+    means = check_means(means, n_features=X.shape[1])
+    covariances = check_covariances(covariances, covariance_type, means.shape[0], X.shape[1])
+    return _log_component_densities(
+        X, means, precision_cholesky(covariances, covariance_type), covariance_type
+    )
+
+
+def log_gaussian_density(X, mean, covariance) -> np.ndarray:
+    r"""Log-density of the d-variate normal, log φ(x | μ, Σ), for many points.
+
+    Implements :eq:`eq-normal-density`.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+    mean : array_like of shape (n_features,)
+    covariance : array_like of shape (n_features, n_features)
+        Symmetric positive definite.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
+    Notes
+    -----
+    .. math::
+
+        \log\phi(x \mid \mu, \Sigma) = -\tfrac{d}{2}\log 2\pi - \sum_j \log L_{jj}
+            - \tfrac12 \lVert L^{-1}(x-\mu) \rVert^2, \qquad \Sigma = L L^\top.
+    """
+    X = check_data(X)
+    mean = np.asarray(mean, dtype=np.float64)
+    if mean.shape != (X.shape[1],):
+        raise ValueError(f"mean must have shape ({X.shape[1]},) to match X; got {mean.shape}.")
+    covariance = np.asarray(covariance, dtype=np.float64)
+    return log_component_densities(X, mean[None], covariance[None], "full")[:, 0]
+
+
+def gaussian_density(X, mean, covariance) -> np.ndarray:
+    """The d-variate normal density φ(x | μ, Σ) (:eq:`eq-normal-density`).
+
+    ``exp`` of :func:`log_gaussian_density`; prefer the log form for anything but
+    plotting, since φ underflows to 0 far from the mean or in high dimension.
+    """
+    return np.exp(log_gaussian_density(X, mean, covariance))
