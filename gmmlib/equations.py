@@ -1,6 +1,7 @@
 """The one list of the book's key equations and the gmmlib functions implementing them.
 
-Each entry maps an equation label (as written in the book, ``(eq-…)=``) to the
+Each entry maps an equation label (a labelled display equation in the book,
+``$$ … $$ (eq-…)``) to the
 chapter that derives it and the functions whose docstrings name it. The test
 ``tests/test_pairing.py`` checks the pairing both ways: every label here is
 defined in its chapter and named by each of its functions' docstrings, and every

@@ -180,12 +180,35 @@ def _full_precisions(covariances):
 
 
 def q_gradient_weights(resp, weights) -> np.ndarray:
-    """∂Q/∂p_k = N_k / p_k, the unconstrained gradient in the weights.
+    r"""∂Q/∂p_k = N_k / p_k, the gradient of Q in the weights (:eq:`eq-lagrange-multiplier`).
 
-    At the constrained maximum every entry equals −λ = N (:eq:`eq-lagrange-multiplier`).
+    Parameters
+    ----------
+    resp : array_like of shape (n_samples, n_components)
+        Responsibilities :math:`\gamma_{ik}` from the E-step.
+    weights : array_like of shape (n_components,)
+        Strictly positive weights at which the gradient is taken.
+
+    Returns
+    -------
+    ndarray of shape (n_components,)
+
+    Notes
+    -----
+    Only :math:`\sum_k N_k \log p_k` of Q depends on the weights, so
+
+    .. math::  \frac{\partial Q}{\partial p_k} = \frac{N_k}{p_k}.
+
+    The Lagrangian's stationarity condition is :math:`N_k / p_k + \lambda = 0` for
+    every k: at the constrained maximum every entry equals :math:`-\lambda = N`.
     """
     resp = _check_resp(resp)
     weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (resp.shape[1],) or not np.all(weights > 0):
+        raise ValueError(
+            f"weights must be {resp.shape[1]} strictly positive numbers, one per column of "
+            f"resp; got shape {weights.shape}."
+        )
     return resp.sum(axis=0) / weights
 
 
