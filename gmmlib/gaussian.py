@@ -17,7 +17,7 @@ to an explicit inverse and its determinant cannot underflow to zero.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import lapack
 
 from ._validation import check_covariance_type, check_covariances, check_data, check_means
 
@@ -29,6 +29,46 @@ _COLLAPSE_HINT = (
     "or more, relative to the scale of the data), use fewer components, or standardise "
     "the data."
 )
+
+#: A variance at or below (this × |mean|)² is rounding noise, not spread: the
+#: component sits on a single value of that feature (its likelihood → +∞).
+_COLLAPSE_RTOL = 1e-13
+
+
+def _check_not_collapsed(means, covariances, covariance_type: str = "full") -> None:
+    r"""Raise if a fitted component has collapsed onto a point (or a coordinate plane).
+
+    When a component's samples all share one value of a feature, its variance in
+    that feature should be 0; in floating point it comes out as rounding noise of
+    order :math:`(\varepsilon |\mu|)^2` (e.g. 1e-31), a positive-definite matrix
+    whose likelihood is meaninglessly large. A variance
+    :math:`\sigma^2_{kj} \le (10^{-13}\,|\mu_{kj}|)^2` is treated as that collapse.
+
+    Raises
+    ------
+    ValueError
+        Naming the component(s) and suggesting ``reg_covar``.
+    """
+    mag = np.abs(np.asarray(means, dtype=np.float64))
+    cov = np.asarray(covariances, dtype=np.float64)
+    if covariance_type == "full":
+        var = np.diagonal(cov, axis1=1, axis2=2)
+    elif covariance_type == "tied":
+        var, mag = np.diag(cov)[None], mag.max(axis=0, keepdims=True)
+    elif covariance_type == "diag":
+        var = cov
+    else:
+        var, mag = cov[:, None], mag.max(axis=1, keepdims=True)
+    bad = np.flatnonzero(np.any(var <= (_COLLAPSE_RTOL * mag) ** 2, axis=1))
+    if bad.size:
+        if covariance_type == "tied":
+            who = "The tied covariance has"
+        else:
+            who = f"Component(s) {bad.tolist()} have"
+        raise ValueError(
+            f"{who} collapsed: a variance is zero up to rounding (likelihood → +inf). "
+            + _COLLAPSE_HINT
+        )
 
 
 def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray:
@@ -57,14 +97,14 @@ def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray
 
     Notes
     -----
-    :math:`U` comes from a triangular solve :math:`L U^\top = I`; only the
-    triangular factor is inverted, never :math:`\Sigma`.
+    :math:`U` is the transposed inverse of the triangular factor,
+    :math:`U^\top = L^{-1}` (LAPACK ``trtri``); only the triangular factor is
+    inverted, never :math:`\Sigma`.
     """
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("full", "tied"):
         stack = covariances[None] if covariance_type == "tied" else covariances
         out = np.empty_like(stack)
-        eye = np.eye(stack.shape[-1])
         for k, cov in enumerate(stack):
             try:
                 chol = np.linalg.cholesky(cov)
@@ -74,7 +114,11 @@ def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray
                     f"{who} has a covariance matrix that is not positive definite. "
                     + _COLLAPSE_HINT
                 ) from None
-            out[k] = solve_triangular(chol, eye, lower=True).T
+            # LAPACK's triangular inverse (trtri). scipy.linalg.solve_triangular(chol, I)
+            # gives the same U but goes through a threaded solver that costs milliseconds
+            # even for a 2x2 matrix when the cores are busy.
+            inv_chol, _ = lapack.dtrtri(chol, lower=1)
+            out[k] = inv_chol.T
         return out[0] if covariance_type == "tied" else out
     if np.any(covariances <= 0) or not np.all(np.isfinite(covariances)):
         bad = np.flatnonzero(np.any(~(covariances.reshape(covariances.shape[0], -1) > 0), axis=1))

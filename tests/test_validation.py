@@ -1,0 +1,272 @@
+"""Bad input gets a clear error that says what to change, and nothing is lost."""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+import gmmlib
+
+FITTED_ATTRIBUTES = (
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_cholesky_",
+    "converged_",
+    "n_iter_",
+    "lower_bound_",
+    "log_likelihood_history_",
+    "n_features_in_",
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return gmmlib.article_samples(n_samples=200, random_state=3)[0]
+
+
+def _fit(X, **kwargs):
+    return gmmlib.GaussianMixture(**{"n_components": 2, "random_state": 0, **kwargs}).fit(X)
+
+
+# -- the data ----------------------------------------------------------------------------
+def test_1d_data_says_which_reshape_to_use(data):
+    with pytest.raises(ValueError, match=r"1-D .*X\.reshape\(-1, 1\)"):
+        _fit(data[:, 0])
+    gm = _fit(data)
+    with pytest.raises(ValueError, match=r"reshape\(1, -1\)"):
+        gm.predict(data[0])
+    with pytest.raises(ValueError, match=r"reshape"):
+        gmmlib.log_gaussian_density(np.zeros(3), np.zeros(1), np.eye(1))
+
+
+def test_3d_data_is_rejected(data):
+    with pytest.raises(ValueError, match=r"must be 2-D"):
+        _fit(data[None])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_names_the_row(data, bad):
+    X = data.copy()
+    X[17, 1] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinity in 1 row\(s\) \(row 17\)"):
+        _fit(X)
+    X[5, 0] = bad
+    with pytest.raises(ValueError, match=r"2 row\(s\) \(row 5, 17\)"):
+        _fit(X)
+    gm = _fit(data)
+    with pytest.raises(ValueError, match=r"row 5, 17"):
+        gm.predict(X[:20])
+    with pytest.raises(ValueError, match=r"row 5, 17"):
+        gmmlib.log_mixture_density(X, *gmmlib.article_parameters())
+
+
+def test_non_numeric_data_is_rejected():
+    with pytest.raises(ValueError, match=r"must be numeric.*dtype=float"):
+        _fit(np.array([["a", "b"], ["c", "d"], ["e", "f"]]))
+    with pytest.raises(ValueError, match=r"complex"):
+        _fit(np.ones((5, 2)) * 1j)
+
+
+def test_fewer_samples_than_components(data):
+    with pytest.raises(ValueError, match=r"n_components=5 needs at least 5 samples.*got 3"):
+        _fit(data[:3], n_components=5)
+    # samples with zero weight do not count
+    with pytest.raises(ValueError, match=r"n_components=3 needs at least 3 samples.*got 2"):
+        gmmlib.GaussianMixture(3).fit(data[:10], sample_weight=np.r_[1.0, 1.0, np.zeros(8)])
+
+
+# -- the constructor's parameters ------------------------------------------------------------
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True, None])
+def test_n_components_must_be_a_positive_integer(data, value):
+    with pytest.raises(ValueError, match=r"n_components must be"):
+        _fit(data, n_components=value)
+
+
+def test_numpy_integer_n_components_is_accepted(data):
+    assert _fit(data, n_components=np.int64(2)).means_.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"covariance_type": "ful"}, r"covariance_type must be one of 'full', 'tied'.*got 'ful'"),
+        ({"init_params": "kmean"}, r"init_params must be one of 'kmeans'.*got 'kmean'"),
+        ({"tol": -1e-3}, r"tol must be a finite number >= 0; got -0\.001"),
+        ({"tol": np.nan}, r"tol must be a finite number >= 0"),
+        ({"reg_covar": -1e-6}, r"reg_covar must be a finite number >= 0"),
+        ({"reg_covar": "small"}, r"reg_covar must be a non-negative number"),
+        ({"max_iter": 0}, r"max_iter must be at least 1"),
+        ({"n_init": 0}, r"n_init must be at least 1"),
+    ],
+)
+def test_invalid_constructor_parameters(data, params, message):
+    with pytest.raises(ValueError, match=message):
+        _fit(data, **params)
+
+
+# -- user-given starting parameters ---------------------------------------------------------
+def test_weights_init_must_sum_to_one(data):
+    with pytest.raises(ValueError, match=r"sum to 1 .*sum to 1\.2\. Divide them by their sum"):
+        _fit(data, weights_init=[0.6, 0.6])
+    with pytest.raises(ValueError, match=r"non-negative"):
+        _fit(data, weights_init=[1.5, -0.5])
+    with pytest.raises(ValueError, match=r"weights has 3 entries but n_components is 2"):
+        _fit(data, weights_init=[0.2, 0.3, 0.5])
+
+
+def test_means_init_shape(data):
+    with pytest.raises(ValueError, match=r"means has 3 columns but the data has 2 features"):
+        _fit(data, means_init=np.zeros((2, 3)))
+
+
+def test_covariances_init_must_be_positive_definite(data):
+    not_pd = np.array([np.eye(2), [[1.0, 2.0], [2.0, 1.0]]])
+    with pytest.raises(ValueError, match=r"covariance 1 is not positive definite"):
+        _fit(data, covariances_init=not_pd)
+    asym = np.array([np.eye(2), [[3.0, 2.0], [1.0, 2.0]]])  # the article's printed Σ₂
+    with pytest.raises(ValueError, match=r"covariance 1 is not symmetric.*\(S \+ S\.T\) / 2"):
+        _fit(data, covariances_init=asym)
+    with pytest.raises(ValueError, match=r"strictly positive; component\(s\) \[0\]"):
+        _fit(data, covariance_type="diag", covariances_init=np.array([[0.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"spherical covariances must be strictly positive"):
+        _fit(data, covariance_type="spherical", covariances_init=np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match=r"must have shape \(2, 2, 2\)"):
+        _fit(data, covariances_init=np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"tied covariance is not positive definite"):
+        _fit(data, covariance_type="tied", covariances_init=np.zeros((2, 2)))
+
+
+def test_sample_weight_is_checked(data):
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(200,\)"):
+        gmmlib.GaussianMixture(2).fit(data, sample_weight=np.ones(199))
+    w = np.ones(200)
+    w[4] = -1.0
+    with pytest.raises(ValueError, match=r"sample\(s\) \[4\] are not"):
+        gmmlib.GaussianMixture(2).fit(data, sample_weight=w)
+    with pytest.raises(ValueError, match=r"sums to zero"):
+        gmmlib.GaussianMixture(2).fit(data, sample_weight=np.zeros(200))
+
+
+# -- using the model ---------------------------------------------------------------------------
+def test_wrong_number_of_features_at_predict(data):
+    gm = _fit(data)
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(ValueError, match=r"X has 3 features, but .* fitted with 2 features"):
+            getattr(gm, method)(np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "score_samples", "score", "bic", "aic", "sample"]
+)
+def test_using_the_model_before_fit(data, method):
+    gm = gmmlib.GaussianMixture(2)
+    args = (5,) if method == "sample" else (data,)
+    with pytest.raises(gmmlib.NotFittedError, match=r"not fitted yet. Call 'fit'") as info:
+        getattr(gm, method)(*args)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, AttributeError)
+
+
+# -- collapsing components ------------------------------------------------------------------------
+def _duplicated_points(offset=(0.0, 0.0)):
+    """Three distinct points, each repeated: every k-means cluster is a single point."""
+    points = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, 5.0]]) + offset
+    return np.repeat(points, 10, axis=0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (1.0, 2.0), (1.3, 2.7)])
+def test_collapse_onto_a_point_names_the_component_and_suggests_reg_covar(covariance_type, offset):
+    # away from the origin the "zero" variances come out as rounding noise (~1e-31), not 0
+    X = _duplicated_points(offset)
+    gm = gmmlib.GaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match=r"[Cc]omponent|tied") as info:
+        gm.fit(X)
+    message = str(info.value)
+    assert "reg_covar" in message
+    if covariance_type != "tied":
+        assert any(f"{k}" in message for k in range(3))
+    assert not hasattr(gm, "means_")
+    # with reg_covar the same data fits, with finite parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)
+        gm.set_params(reg_covar=1e-6).fit(X)
+    for a in (gm.weights_, gm.means_, gm.covariances_, gm.log_likelihood_history_):
+        assert np.all(np.isfinite(a))
+
+
+def test_collapse_during_em_is_named_not_nan():
+    """A component that starts on an outlier shrinks onto it within one iteration."""
+    rng = np.random.default_rng(71)
+    X = np.vstack([rng.standard_normal((50, 2)), [[100.0, 100.0]]])
+    start = dict(
+        weights_init=[0.5, 0.5],
+        means_init=[[0.0, 0.0], [100.0, 100.0]],
+        covariances_init=np.stack([np.eye(2), np.eye(2)]),
+    )
+    gm = gmmlib.GaussianMixture(2, reg_covar=0.0, **start)
+    with pytest.raises(ValueError, match=r"Component 1 .*Increase reg_covar"):
+        gm.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)
+        gm.set_params(reg_covar=1e-6).fit(X)
+    np.testing.assert_allclose(gm.covariances_[1], 1e-6 * np.eye(2), rtol=1e-6, atol=1e-20)
+    assert np.all(np.isfinite(gm.log_likelihood_history_))
+
+
+# -- convergence, dtype, failed fits -----------------------------------------------------------
+def test_reaching_max_iter_warns(data):
+    with pytest.warns(gmmlib.ConvergenceWarning, match=r"max_iter=2 .*Increase max_iter"):
+        gm = _fit(data, max_iter=2, tol=0.0)
+    assert not gm.converged_ and gm.n_iter_ == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a converged fit warns nothing
+        gm = _fit(data, max_iter=500, tol=1e-3)
+    assert gm.converged_
+
+
+def test_float32_input_is_computed_in_float64(data):
+    X32 = data.astype(np.float32)
+    gm32 = _fit(X32, tol=1e-8, max_iter=300)
+    gm64 = _fit(X32.astype(np.float64), tol=1e-8, max_iter=300)
+    for name in ("weights_", "means_", "covariances_", "log_likelihood_history_"):
+        assert getattr(gm32, name).dtype == np.float64
+        np.testing.assert_array_equal(getattr(gm32, name), getattr(gm64, name))
+    assert gm32.predict_proba(X32).dtype == np.float64
+    np.testing.assert_array_equal(gm32.score_samples(X32), gm64.score_samples(X32))
+    assert gmmlib.log_gaussian_density(X32, [0, 0], np.eye(2)).dtype == np.float64
+
+
+def _snapshot(gm):
+    return {name: copy.deepcopy(getattr(gm, name)) for name in FITTED_ATTRIBUTES}
+
+
+def _assert_unchanged(gm, snapshot):
+    for name, before in snapshot.items():
+        np.testing.assert_array_equal(getattr(gm, name), before, err_msg=name)
+
+
+def test_a_failed_fit_leaves_the_fitted_model_unchanged(data):
+    gm = _fit(data, n_components=3)
+    before = _snapshot(gm)
+    bad = data.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="row 3"):
+        gm.fit(bad)
+    _assert_unchanged(gm, before)
+    with pytest.raises(ValueError, match="n_components"):
+        gm.set_params(n_components=0).fit(data)
+    _assert_unchanged(gm, before)
+    # a failure in the middle of EM (a collapse) is no different
+    gm.set_params(n_components=3, reg_covar=0.0)
+    with pytest.raises(ValueError, match="reg_covar"):
+        gm.fit(_duplicated_points())
+    _assert_unchanged(gm, before)
+    # a wrong start on a warm-started model
+    gm.set_params(reg_covar=1e-6, warm_start=True)
+    with pytest.raises(ValueError, match="warm_start"):
+        gm.fit(np.hstack([data, data]))
+    _assert_unchanged(gm, before)
+    np.testing.assert_array_equal(gm.predict(data), _fit(data, n_components=3).predict(data))
