@@ -86,7 +86,7 @@ def log_likelihood(
         As in :func:`gmmlib.log_mixture_density`.
     sample_weight : array_like of shape (n_samples,), optional
         Weight :math:`w_i` of each sample; the sum becomes
-        :math:`\sum_i w_i \log P(x_i \mid \theta)`.
+        :math:`\sum_i w_i \log P(x_i \mid \theta)` (:eq:`eq-weighted-log-likelihood`).
 
     Returns
     -------

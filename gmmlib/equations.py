@@ -94,4 +94,39 @@ EQUATIONS: dict[str, Equation] = {
         "Σ_k = Σ_i γ_ik (x_i − μ_k)(x_i − μ_k)ᵀ / Σ_i γ_ik",
         ("gmmlib.m_step.update_covariances",),
     ),
+    "eq-covariances-regularised": Equation(
+        "chapters/practice/06_singularities.ipynb",
+        "Σ_k = Σ_i γ_ik (x_i − μ_k)(x_i − μ_k)ᵀ / N_k + εI (reg_covar)",
+        ("gmmlib.m_step.update_covariances",),
+    ),
+    "eq-covariance-types": Equation(
+        "chapters/practice/05_covariance_types.ipynb",
+        "full S_k/N_k, diag diag(S_k)/N_k, spherical tr(S_k)/(d N_k), tied Σ_k S_k / N",
+        ("gmmlib.m_step.update_covariances",),
+    ),
+    "eq-bic": Equation(
+        "chapters/practice/05_covariance_types.ipynb",
+        "BIC = −2 L(θ̂) + p log N",
+        ("gmmlib.estimator.GaussianMixture.bic",),
+    ),
+    "eq-aic": Equation(
+        "chapters/practice/05_covariance_types.ipynb",
+        "AIC = −2 L(θ̂) + 2p",
+        ("gmmlib.estimator.GaussianMixture.aic",),
+    ),
+    "eq-weighted-log-likelihood": Equation(
+        "chapters/practice/09_weighted_data.ipynb",
+        "L_w(θ) = Σ_i w_i log P(x_i | θ)",
+        ("gmmlib.e_step.log_likelihood",),
+    ),
+    "eq-weighted-m-step": Equation(
+        "chapters/practice/09_weighted_data.ipynb",
+        "N_k = Σ_i w_i γ_ik, p_k = N_k / Σ_i w_i, μ_k and Σ_k with w_i γ_ik",
+        (
+            "gmmlib.m_step.m_step",
+            "gmmlib.m_step.update_weights",
+            "gmmlib.m_step.update_means",
+            "gmmlib.m_step.update_covariances",
+        ),
+    ),
 }

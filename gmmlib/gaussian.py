@@ -33,16 +33,21 @@ _COLLAPSE_HINT = (
 #: A variance at or below (this × |mean|)² is rounding noise, not spread: the
 #: component sits on a single value of that feature (its likelihood → +∞).
 _COLLAPSE_RTOL = 1e-13
+#: A correlation matrix whose smallest eigenvalue is at or below this is singular
+#: up to rounding: the component lies on a line or plane (likelihood → +∞).
+_COLLAPSE_CORR_EIG = 1e-12
 
 
 def _check_not_collapsed(means, covariances, covariance_type: str = "full") -> None:
-    r"""Raise if a fitted component has collapsed onto a point (or a coordinate plane).
+    r"""Raise if a fitted component has collapsed onto a point, a line or a plane.
 
     When a component's samples all share one value of a feature, its variance in
     that feature should be 0; in floating point it comes out as rounding noise of
     order :math:`(\varepsilon |\mu|)^2` (e.g. 1e-31), a positive-definite matrix
     whose likelihood is meaninglessly large. A variance
-    :math:`\sigma^2_{kj} \le (10^{-13}\,|\mu_{kj}|)^2` is treated as that collapse.
+    :math:`\sigma^2_{kj} \le (10^{-13}\,|\mu_{kj}|)^2` is treated as that collapse,
+    and so (full and tied) is a correlation matrix whose smallest eigenvalue is
+    at most :math:`10^{-12}`: the samples lie on a line or plane.
 
     Raises
     ------
@@ -59,15 +64,27 @@ def _check_not_collapsed(means, covariances, covariance_type: str = "full") -> N
         var = cov
     else:
         var, mag = cov[:, None], mag.max(axis=1, keepdims=True)
-    bad = np.flatnonzero(np.any(var <= (_COLLAPSE_RTOL * mag) ** 2, axis=1))
+    bad = np.any(var <= (_COLLAPSE_RTOL * mag) ** 2, axis=1)
+    if covariance_type in ("full", "tied"):
+        # A component squeezed onto a line or plane has normal-sized variances but a
+        # correlation matrix that is singular up to rounding; the scale-free test
+        # is its smallest eigenvalue.
+        stack = cov[None] if covariance_type == "tied" else cov
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = 1.0 / np.sqrt(np.diagonal(stack, axis1=1, axis2=2))
+            corr = stack * scale[:, :, None] * scale[:, None, :]
+        flat = ~np.all(np.isfinite(corr), axis=(1, 2))
+        flat[~flat] = np.linalg.eigvalsh(corr[~flat])[:, 0] <= _COLLAPSE_CORR_EIG
+        bad |= flat
+    bad = np.flatnonzero(bad)
     if bad.size:
         if covariance_type == "tied":
             who = "The tied covariance has"
         else:
             who = f"Component(s) {bad.tolist()} have"
         raise ValueError(
-            f"{who} collapsed: a variance is zero up to rounding (likelihood → +inf). "
-            + _COLLAPSE_HINT
+            f"{who} collapsed: its covariance is singular up to rounding (a zero variance, "
+            "or all its samples on a line or plane), so the likelihood → +inf. " + _COLLAPSE_HINT
         )
 
 

@@ -17,7 +17,7 @@ sample i is multiplied by :math:`w_i`:
 :math:`Q = \sum_i \sum_k w_i\gamma_{ik}(\log p_k + \log\phi_{ik})`. The
 derivation goes through unchanged with :math:`\gamma_{ik}` replaced by
 :math:`w_i\gamma_{ik}` and N by :math:`\sum_i w_i`; an integer weight is
-exactly a repeated row. That is the one line (:func:`_weighted`) every update
+exactly a repeated row. That is the one line (``_weighted``) every update
 shares.
 """
 
@@ -97,6 +97,8 @@ def update_weights(resp, sample_weight=None) -> np.ndarray:
     resp : array_like of shape (n_samples, n_components)
         Responsibilities :math:`\gamma_{ik}` from the E-step.
     sample_weight : array_like of shape (n_samples,), optional
+        Weight :math:`w_i` of each sample; :math:`N_k = \sum_i w_i\gamma_{ik}` and
+        :math:`p_k = N_k / \sum_i w_i` (:eq:`eq-weighted-m-step`).
 
     Returns
     -------
@@ -123,6 +125,8 @@ def update_means(X, resp, sample_weight=None) -> np.ndarray:
     X : array_like of shape (n_samples, n_features)
     resp : array_like of shape (n_samples, n_components)
     sample_weight : array_like of shape (n_samples,), optional
+        Weight :math:`w_i` of each sample; every :math:`\gamma_{ik}` becomes
+        :math:`w_i\gamma_{ik}` (:eq:`eq-weighted-m-step`).
 
     Returns
     -------
@@ -160,8 +164,10 @@ def update_covariances(
         old means gives a different, non-maximising matrix).
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float, default 0
-        Added to the diagonal of every covariance.
+        Added to the diagonal of every covariance (:eq:`eq-covariances-regularised`).
     sample_weight : array_like of shape (n_samples,), optional
+        Weight :math:`w_i` of each sample; every :math:`\gamma_{ik}` becomes
+        :math:`w_i\gamma_{ik}` (:eq:`eq-weighted-m-step`).
 
     Returns
     -------
@@ -181,7 +187,8 @@ def update_covariances(
 
     *tied* shares one matrix, the pooled :math:`\sum_k\sum_i\gamma_{ik}(\cdot)(\cdot)^\top / N`;
     *diag* keeps the diagonal of the full update; *spherical* the mean of that
-    diagonal, :math:`\sigma_k^2 I`. Each is the maximiser of Q within its family.
+    diagonal, :math:`\sigma_k^2 I`. Each is the maximiser of Q within its family
+    (:eq:`eq-covariance-types`).
     """
     check_covariance_type(covariance_type)
     X = check_data(X)
@@ -200,10 +207,11 @@ def _m_step(X, resp, covariance_type, reg_covar):
 
 
 def m_step(X, resp, covariance_type: str = "full", reg_covar: float = 0.0, sample_weight=None):
-    """The whole M-step: (weights, means, covariances) from the responsibilities.
+    r"""The whole M-step: (weights, means, covariances) from the responsibilities.
 
     :func:`update_weights`, :func:`update_means`, then :func:`update_covariances`
-    with the new means.
+    with the new means. With ``sample_weight`` every :math:`\gamma_{ik}` is
+    replaced by :math:`w_i\gamma_{ik}` (:eq:`eq-weighted-m-step`).
     """
     check_covariance_type(covariance_type)
     X = check_data(X)

@@ -270,3 +270,45 @@ def test_a_failed_fit_leaves_the_fitted_model_unchanged(data):
         gm.fit(np.hstack([data, data]))
     _assert_unchanged(gm, before)
     np.testing.assert_array_equal(gm.predict(data), _fit(data, n_components=3).predict(data))
+
+
+@pytest.mark.parametrize("n_line", [2, 3, 7])
+def test_collapse_onto_a_line_is_named_not_fitted(n_line):
+    """A component holding only collinear points has a singular covariance with
+    normal-sized variances; it must be reported, not returned with a huge likelihood."""
+    rng = np.random.default_rng(5)
+    t = np.linspace(-1.0, 1.0, n_line)
+    line = np.c_[10.0 + t, 10.0 + 2.0 * t]  # exactly on y = 2x - 10
+    X = np.vstack([rng.standard_normal((60, 2)), line])
+    start = dict(
+        weights_init=[0.9, 0.1],
+        means_init=[[0.0, 0.0], line.mean(axis=0)],
+        covariances_init=np.stack([np.eye(2), np.eye(2)]),
+    )
+    gm = gmmlib.GaussianMixture(2, reg_covar=0.0, max_iter=50, **start)
+    with pytest.raises(ValueError, match=r"Component.*1.*reg_covar"):
+        gm.fit(X)
+    assert not hasattr(gm, "means_")
+
+
+def test_an_ill_scaled_but_valid_covariance_is_not_called_collapsed():
+    from gmmlib.gaussian import _check_not_collapsed
+
+    # variances 1e12 and 1 with correlation 0.5: badly scaled, far from singular
+    cov = np.array([[[1e12, 0.5e6], [0.5e6, 1.0]]])
+    _check_not_collapsed(np.zeros((1, 2)), cov, "full")
+    _check_not_collapsed(np.zeros((1, 2)), cov[0], "tied")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_positive_definite_but_rounding_singular_covariance_is_called_collapsed(
+    covariance_type,
+):
+    from gmmlib.gaussian import _check_not_collapsed
+
+    # Cholesky succeeds (eigenvalues ~2 and ~5e-16), yet the samples lie on a line
+    cov = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-15]])
+    np.linalg.cholesky(cov)
+    covariances = cov if covariance_type == "tied" else cov[None]
+    with pytest.raises(ValueError, match=r"line or plane.*reg_covar"):
+        _check_not_collapsed(np.ones((1, 2)), covariances, covariance_type)
