@@ -16,6 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# Build matplotlib's font cache now: on a fresh machine the first import prints a
+	@# notice to stderr, which nbval would see as a changed output.
+	$(BIN)/python -c "import matplotlib.pyplot"
 	touch $(STAMP)
 
 ## make book: build the HTML book into _build/html (no warnings allowed)
