@@ -34,23 +34,34 @@ def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
     if np.iscomplexobj(X):
         raise ValueError(f"{name} is complex; a Gaussian mixture needs real data.")
     # float32 input is computed in float64: the responsibilities and the
-    # covariance sums lose too much accuracy in single precision.
-    X = np.asarray(X, dtype=np.float64)
+    # covariance sums lose too much accuracy in single precision. A memmap is left
+    # as it is (the EM engine converts it block by block), so a file larger than
+    # memory is never loaded whole.
+    if not (isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64)):
+        X = np.asarray(X, dtype=np.float64)
     if X.shape[1] < 1:
         raise ValueError(f"{name} has no features (shape {X.shape}).")
     if X.shape[0] < min_samples:
         raise ValueError(
             f"{name} has {X.shape[0]} sample(s) but at least {min_samples} are needed."
         )
-    finite = np.isfinite(X)
-    if not finite.all():
-        rows = np.flatnonzero(~finite.all(axis=1))
+    rows = _nonfinite_rows(X)
+    if rows.size:
         shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise ValueError(
             f"{name} contains NaN or infinity in {rows.size} row(s) (row {shown}). "
             "Remove or impute those rows before fitting."
         )
     return X
+
+
+def _nonfinite_rows(X, block: int = 1 << 16) -> np.ndarray:
+    """Indices of the rows holding NaN or inf, checked in blocks (constant extra memory)."""
+    bad = [
+        start + np.flatnonzero(~np.isfinite(X[start : start + block]).all(axis=1))
+        for start in range(0, X.shape[0], block)
+    ]
+    return np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
 
 
 def check_int(value, name: str, *, minimum: int = 1) -> int:

@@ -20,7 +20,8 @@ from ._validation import (
     check_weights,
 )
 from .e_step import _e_step
-from .gaussian import precision_cholesky
+from .engine import EMEngine
+from .gaussian import _check_not_collapsed, precision_cholesky
 from .init import INIT_METHODS, initial_responsibilities
 from .m_step import _m_step
 from .mixture import _log_joint, sample_mixture
@@ -82,9 +83,9 @@ class GaussianMixture:
     lower_bound_ : float
         Average log-likelihood per sample at the start of the last iteration, as
         in scikit-learn (for EM on a GMM the lower bound equals the likelihood).
-    log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
+    log_likelihood_history_ : ndarray
         Average log-likelihood per sample of the initial parameters and after
-        every iteration; EM never lets it decrease.
+        every iteration (``n_iter_ + 1`` values); EM never lets it decrease.
     n_features_in_ : int
 
     Notes
@@ -202,6 +203,10 @@ class GaussianMixture:
 
     # -- fitting -----------------------------------------------------------------------
     def _initial_parameters(self, X, sample_weight, rng, user):
+        if all(part is not None for part in user):
+            # A complete user-given start needs no pass over the data (as in scikit-learn),
+            # which keeps a fit on a memmap larger than memory within a few blocks.
+            return tuple(part.copy() for part in user)
         resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
         weights, means, covariances = _m_step(
             X, resp * sample_weight[:, None], self.covariance_type, self.reg_covar
@@ -216,28 +221,30 @@ class GaussianMixture:
         return weights, means, covariances
 
     def _run_em(self, X, sample_weight, params):
-        """EM from ``params``; returns a dict of everything a fit sets."""
-        cov_type, total_weight = self.covariance_type, sample_weight.sum()
+        """EM from ``params``; returns a dict of everything a fit sets.
+
+        The iterations run on :class:`gmmlib.engine.EMEngine`: the same E-step
+        (:func:`gmmlib.e_step.log_responsibilities`) and M-step
+        (:func:`gmmlib.m_step.m_step`) in one blocked pass over the data.
+        """
+        cov_type = self.covariance_type
         weights, means, covariances = params
         prec_chol = precision_cholesky(covariances, cov_type)
+        engine = EMEngine(X, cov_type, self.reg_covar, sample_weight)
         history, lower_bound, converged, n_iter = [], -np.inf, False, 0
-        for n_iter in range(1, self.max_iter + 1):
-            previous = lower_bound
-            log_resp, log_norm = _e_step(X, weights, means, prec_chol, cov_type)
-            lower_bound = float(sample_weight @ log_norm) / total_weight
-            history.append(lower_bound)
-            resp = np.exp(log_resp) * sample_weight[:, None]
-            weights, means, covariances = _m_step(X, resp, cov_type, self.reg_covar)
-            prec_chol = precision_cholesky(covariances, cov_type)
-            if self.verbose:
-                print(f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}")
-            if abs(lower_bound - previous) < self.tol:
-                converged = True
-                break
-        final = float(
-            sample_weight @ logsumexp(_log_joint(X, weights, means, prec_chol, cov_type), axis=1)
-        )
-        history.append(final / total_weight)
+        with engine:  # BLAS held to one thread per engine thread, restored on exit
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                # mean log-likelihood of the parameters at the start of the iteration
+                lower_bound, weights, means, covariances = engine.step(weights, means, prec_chol)
+                history.append(lower_bound)
+                prec_chol = precision_cholesky(covariances, cov_type)
+                if self.verbose:
+                    print(f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}")
+                if abs(lower_bound - previous) < self.tol:
+                    converged = True
+                    break
+            history.append(engine.mean_log_likelihood(weights, means, prec_chol))
         history = np.asarray(history)
         if not np.all(np.isfinite(history)):
             raise ValueError(
@@ -265,11 +272,13 @@ class GaussianMixture:
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative weight per sample (integer weights equal repeated rows).
         """
-        self.fit_predict(X, y, sample_weight)
-        return self
+        return self._fit(X, sample_weight)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit by EM, then return the most responsible component of each sample."""
+        return self._fit(X, sample_weight).predict(X)
+
+    def _fit(self, X, sample_weight):
         K = self._check_parameters()
         X = check_data(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
@@ -294,6 +303,7 @@ class GaussianMixture:
             else:
                 params = self._initial_parameters(X, sample_weight, rng, user)
             result = self._run_em(X, sample_weight, params)
+            _check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
             if (
                 best is None
                 or result["log_likelihood_history_"][-1] > best["log_likelihood_history_"][-1]
@@ -312,7 +322,7 @@ class GaussianMixture:
         for name, value in best.items():
             setattr(self, name, value)
         self.n_features_in_ = X.shape[1]
-        return self.predict(X)
+        return self
 
     # -- using a fitted model ----------------------------------------------------------
     def _log_joint(self, X):
@@ -365,11 +375,11 @@ class GaussianMixture:
         return int(cov + K * d + K - 1)
 
     def bic(self, X) -> float:
-        """Bayesian information criterion, −2 log L + p log N (lower is better)."""
+        """Bayesian information criterion, −2 log L + p log N (lower is better; :eq:`eq-bic`)."""
         X = self._check_X_predict(X)
         return float(-2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0]))
 
     def aic(self, X) -> float:
-        """Akaike information criterion, −2 log L + 2p (lower is better)."""
+        """Akaike information criterion, −2 log L + 2p (lower is better; :eq:`eq-aic`)."""
         X = self._check_X_predict(X)
         return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

@@ -1,0 +1,273 @@
+"""The blocked EM engine computes the same iterations as the formula functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gmmlib import (
+    GaussianMixture,
+    log_likelihood,
+    m_step,
+    precision_cholesky,
+    responsibilities,
+    sample_mixture,
+)
+from gmmlib.engine import EMEngine
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+N_SAMPLES, N_ITER, REG = 1003, 5, 1e-6
+
+
+def _cov_of_type(cov_full, covariance_type):
+    if covariance_type == "full":
+        return cov_full
+    if covariance_type == "tied":
+        return cov_full.mean(axis=0)
+    diag = np.diagonal(cov_full, axis1=1, axis2=2)
+    return diag if covariance_type == "diag" else diag.mean(axis=1)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """Three overlapping 3-D Gaussians away from the origin, a start, and sample weights."""
+    rng = np.random.default_rng(7)
+    weights = np.array([0.5, 0.3, 0.2])
+    means = np.array([[50.0, 10.0, -20.0], [53.0, 12.0, -19.0], [48.0, 7.0, -22.0]])
+    A = rng.normal(size=(3, 3, 3))
+    covariances = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(3)
+    X, _ = sample_mixture(N_SAMPLES, weights, means, covariances, "full", rng)
+    start_means = X[rng.choice(N_SAMPLES, 3, replace=False)]
+    start_cov = np.repeat((np.cov(X.T) + 0.1 * np.eye(3))[None], 3, axis=0)
+    sample_weight = rng.uniform(0.0, 3.0, N_SAMPLES)
+    sample_weight[::10] = 0.0
+    return X, (np.full(3, 1 / 3), start_means, start_cov), sample_weight
+
+
+def reference_em(X, start, covariance_type, sample_weight, n_iter=N_ITER):
+    """The formula functions iterated: responsibilities, then m_step."""
+    w, m, c = start
+    c = _cov_of_type(c, covariance_type)
+    total = X.shape[0] if sample_weight is None else sample_weight.sum()
+    history = []
+    for _ in range(n_iter):
+        history.append(log_likelihood(X, w, m, c, covariance_type, sample_weight) / total)
+        resp = responsibilities(X, w, m, c, covariance_type)
+        w, m, c = m_step(X, resp, covariance_type, REG, sample_weight)
+    return history, (w, m, c)
+
+
+def engine_em(engine, start, covariance_type, n_iter=N_ITER):
+    w, m, c = start
+    c = _cov_of_type(c, covariance_type)
+    history = []
+    with engine:
+        for _ in range(n_iter):
+            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
+            history.append(ll)
+    return history, (w, m, c)
+
+
+def assert_same(result, expected):
+    (h1, p1), (h2, p2) = result, expected
+    np.testing.assert_allclose(h1, h2, rtol=0, atol=1e-10)
+    for a, b in zip(p1, p2, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize(
+    ("block_size", "n_threads"),
+    [(None, 1), (1000, 1), (97, 1), (N_SAMPLES, 2), (64, 2), (7, 2)],
+    ids=["one-block", "1000-rows", "97-rows", "one-block-2-threads", "64-rows-2", "7-rows-2"],
+)
+def test_engine_equals_formula_functions(problem, covariance_type, weighted, block_size, n_threads):
+    X, start, sample_weight = problem
+    sw = sample_weight if weighted else None
+    engine = EMEngine(X, covariance_type, REG, sw, block_size=block_size, n_threads=n_threads)
+    assert_same(
+        engine_em(engine, start, covariance_type), reference_em(X, start, covariance_type, sw)
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_memmap_input(problem, tmp_path, covariance_type):
+    X, start, sample_weight = problem
+    path = tmp_path / "X.dat"
+    stored = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
+    stored[:] = X
+    stored.flush()
+    del stored
+    X_file = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
+    engine = EMEngine(X_file, covariance_type, REG, sample_weight, block_size=128, n_threads=2)
+    assert_same(
+        engine_em(engine, start, covariance_type),
+        reference_em(X, start, covariance_type, sample_weight),
+    )
+
+
+def test_float32_memmap_is_read_in_float64(problem, tmp_path):
+    X, start, _ = problem
+    X32 = X.astype(np.float32)
+    path = tmp_path / "X32.dat"
+    np.asarray(X32).tofile(path)
+    X_file = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    engine = EMEngine(X_file, "full", REG, block_size=250)
+    assert_same(
+        engine_em(engine, start, "full"),
+        reference_em(X32.astype(np.float64), start, "full", None),
+    )
+
+
+@pytest.mark.filterwarnings("ignore:EM did not converge")
+def test_estimator_fit_on_memmap(problem, tmp_path):
+    X, start, _ = problem
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    X_file = np.load(path, mmap_mode="r")
+    kwargs = dict(tol=0.0, max_iter=N_ITER, reg_covar=REG, weights_init=start[0])
+    kwargs.update(means_init=start[1], covariances_init=start[2])
+    a = GaussianMixture(3, **kwargs).fit(X_file)
+    b = GaussianMixture(3, **kwargs).fit(X)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_estimator_runs_the_formula_iterations(problem, covariance_type):
+    """GaussianMixture.fit (through the engine): same history and parameters."""
+    X, start, sample_weight = problem
+    w, m, c = start
+    model = GaussianMixture(
+        3,
+        covariance_type=covariance_type,
+        tol=0.0,
+        max_iter=N_ITER,
+        reg_covar=REG,
+        weights_init=w,
+        means_init=m,
+        covariances_init=_cov_of_type(c, covariance_type),
+    )
+    with pytest.warns(UserWarning, match="did not converge"):
+        model.fit(X, sample_weight=sample_weight)
+    history, (w, m, c) = reference_em(X, start, covariance_type, sample_weight)
+    final = log_likelihood(X, w, m, c, covariance_type, sample_weight) / sample_weight.sum()
+    np.testing.assert_allclose(model.log_likelihood_history_, [*history, final], atol=1e-10)
+    for a, b in zip((model.weights_, model.means_, model.covariances_), (w, m, c), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_mean_log_likelihood(problem):
+    X, start, sample_weight = problem
+    engine = EMEngine(X, "full", sample_weight=sample_weight, block_size=100, n_threads=2)
+    expected = log_likelihood(X, *start, "full", sample_weight) / sample_weight.sum()
+    got = engine.mean_log_likelihood(start[0], start[1], precision_cholesky(start[2]))
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_accurate_far_from_the_origin():
+    """Data at 1e8: one iteration gives the fit of the same data at 0, shifted.
+
+    (One iteration only: new means at 1e8 are themselves rounded to ~1e-8, so
+    later iterations start from slightly different parameters.)
+    """
+    rng = np.random.default_rng(3)
+    Y = np.vstack([rng.normal(size=(1500, 2)), rng.normal(size=(1500, 2)) * [1.0, 2.0] + 4.0])
+    offset = 1e8
+    X = Y + offset
+    Y = X - offset  # exact: Y is what X holds
+    cov = np.repeat(np.array([[[2.0, 0.3], [0.3, 0.7]]]), 2, axis=0)
+    start = (np.array([0.5, 0.5]), Y[[0, -1]], cov)
+    far = (start[0], X[[0, -1]], start[2])
+    engine = EMEngine(X, "full", REG, block_size=512, n_threads=2)
+    (ll,), (w, m, c) = engine_em(engine, far, "full", n_iter=1)
+    (ll0,), (w0, m0, c0) = reference_em(Y, start, "full", None, n_iter=1)
+    assert ll == pytest.approx(ll0, abs=1e-12)
+    np.testing.assert_allclose(w, w0, rtol=1e-12)
+    np.testing.assert_allclose(m - offset, m0, atol=3e-8)  # m holds ~1.5e-8 at 1e8
+    np.testing.assert_allclose(c, c0, rtol=1e-10)
+
+
+def test_zero_weight_equals_dropping_rows(problem):
+    X, start, _ = problem
+    sw = np.ones(X.shape[0])
+    sw[:300] = 0.0
+    full = engine_em(EMEngine(X, "diag", REG, sw, block_size=128), start, "diag")
+    dropped = engine_em(EMEngine(X[300:], "diag", REG, block_size=128), start, "diag")
+    assert_same(full, dropped)
+
+
+def _blas_threads(threadpoolctl):
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_blas_threads_restored(problem):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, start, _ = problem
+    before = _blas_threads(threadpoolctl)
+    engine = EMEngine(X, "full", REG, block_size=100, n_threads=2)
+    with engine:
+        engine.step(start[0], start[1], precision_cholesky(start[2]))
+        inside = _blas_threads(threadpoolctl)
+        engine.step(start[0], start[1], precision_cholesky(start[2]))
+    # a step outside the context holds BLAS for its own duration only
+    engine.step(start[0], start[1], precision_cholesky(start[2]))
+    assert inside and all(n == 1 for n in inside)
+    assert _blas_threads(threadpoolctl) == before
+
+
+def test_collapsing_component_names_it_and_suggests_reg_covar():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(300, 2)), np.full((20, 2), 8.0)])
+    model = GaussianMixture(
+        2,
+        reg_covar=0.0,
+        tol=0.0,
+        max_iter=20,
+        weights_init=[0.9, 0.1],
+        means_init=[[0.0, 0.0], [8.0, 8.0]],
+        covariances_init=np.repeat(np.eye(2)[None], 2, axis=0),
+    )
+    with pytest.raises(ValueError, match=r"(?s)Component.*1.*reg_covar"):
+        model.fit(X)
+
+
+def test_small_problem_is_one_block_without_blas_limits():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X = np.random.default_rng(0).normal(size=(2000, 2))
+    engine = EMEngine(X, "full")
+    block, blocks = engine._blocks_for(3)
+    assert block == 2000 and len(blocks) == 1
+    before = _blas_threads(threadpoolctl)
+    with engine:
+        engine.step(np.full(3, 1 / 3), X[:3], np.repeat(np.eye(2)[None], 3, axis=0))
+        assert _blas_threads(threadpoolctl) == before
+
+
+def test_bad_arguments():
+    X = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="sample_weight"):
+        EMEngine(X, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="n_threads"):
+        EMEngine(X, n_threads=0)
+    with pytest.raises(ValueError, match="covariance_type"):
+        EMEngine(X, "round")
+    with pytest.raises(ValueError, match="2-D"):
+        EMEngine(np.zeros(5))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_dask_array_input(problem, covariance_type):
+    """Each chunk's sums by map_blocks, added by Dask's threaded scheduler (optional)."""
+    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    X, start, sample_weight = problem
+    X_dask = da.from_array(X, chunks=(300, 2))  # uneven rows; columns rechunked whole
+    with dask.config.set(scheduler="threads"):
+        engine = EMEngine(X_dask, covariance_type, REG, sample_weight, block_size=128)
+        assert_same(
+            engine_em(engine, start, covariance_type),
+            reference_em(X, start, covariance_type, sample_weight),
+        )
