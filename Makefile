@@ -38,10 +38,13 @@ execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 
-## make lab: JupyterLab from the project's venv, with gmmlib installed
+## make lab: JupyterLab from the project's venv, with gmmlib installed (JupyterLab is
+## installed on first use only: the book and the tests don't need it). JupyterLab refuses
+## to run as root unless told, as on a container or CI machine.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab chapters
+	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6
+	$(BIN)/jupyter lab $(LAB_FLAGS) chapters
 
 ## make bench: the speed and memory benchmark (prints a table, writes
 ## benchmarks/results/bench_em.json; see README). Some machines set OPENBLAS_CORETYPE /
