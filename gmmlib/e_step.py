@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import check_data, check_sample_weight
-from .gaussian import precision_cholesky
-from .mixture import _log_joint, check_parameters
+from ._validation import check_sample_weight
+from .mixture import _log_joint, _prepare
 
 
 def _e_step(X, weights, means, prec_chol, covariance_type):
@@ -24,14 +23,6 @@ def _e_step(X, weights, means, prec_chol, covariance_type):
     log_joint = _log_joint(X, weights, means, prec_chol, covariance_type)
     log_norm = logsumexp(log_joint, axis=1)
     return log_joint - log_norm[:, None], log_norm
-
-
-def _prepare(X, weights, means, covariances, covariance_type):
-    X = check_data(X)
-    weights, means, covariances = check_parameters(
-        weights, means, covariances, covariance_type, X.shape[1]
-    )
-    return X, weights, means, precision_cholesky(covariances, covariance_type)
 
 
 def log_responsibilities(X, weights, means, covariances, covariance_type: str = "full"):

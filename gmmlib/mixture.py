@@ -35,6 +35,15 @@ def check_parameters(weights, means, covariances, covariance_type, n_features=No
     return weights, means, covariances
 
 
+def _prepare(X, weights, means, covariances, covariance_type):
+    """Validate X and θ at the public boundary; return them with the precision factors."""
+    X = check_data(X)
+    weights, means, covariances = check_parameters(
+        weights, means, covariances, covariance_type, X.shape[1]
+    )
+    return X, weights, means, precision_cholesky(covariances, covariance_type)
+
+
 def _log_joint(X, weights, means, prec_chol, covariance_type):
     """log p_k + log φ(x_i | μ_k, Σ_k), shape (N, K): log P(x_i, z_i = k | θ)."""
     with np.errstate(divide="ignore"):  # a zero weight is a legitimate -inf
@@ -71,11 +80,7 @@ def log_mixture_density(X, weights, means, covariances, covariance_type: str = "
     evaluated with the log-sum-exp trick (the largest term is factored out), so
     the result is finite even where every :math:`\phi` underflows.
     """
-    X = check_data(X)
-    weights, means, covariances = check_parameters(
-        weights, means, covariances, covariance_type, X.shape[1]
-    )
-    prec_chol = precision_cholesky(covariances, covariance_type)
+    X, weights, means, prec_chol = _prepare(X, weights, means, covariances, covariance_type)
     return logsumexp(_log_joint(X, weights, means, prec_chol, covariance_type), axis=1)
 
 

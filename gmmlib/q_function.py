@@ -27,20 +27,11 @@ import numpy as np
 
 from ._validation import check_data
 from .e_step import _e_step
-from .gaussian import precision_cholesky
 from .m_step import _check_resp
-from .mixture import _log_joint, check_parameters
+from .mixture import _log_joint, _prepare
 
 #: Largest number of assignments :func:`q_function_brute_force` will enumerate.
 MAX_BRUTE_FORCE_ASSIGNMENTS = 2_000_000
-
-
-def _prepare(X, weights, means, covariances, covariance_type):
-    X = check_data(X)
-    weights, means, covariances = check_parameters(
-        weights, means, covariances, covariance_type, X.shape[1]
-    )
-    return X, weights, means, precision_cholesky(covariances, covariance_type)
 
 
 def complete_data_log_likelihood(
