@@ -1,4 +1,4 @@
-"""GaussianMixture: the EM loop assembled from the formula functions (chapter 7)."""
+"""GaussianMixture: the EM loop of chapter 7, run on the blocked engine of gmmlib.engine."""
 
 from __future__ import annotations
 
@@ -38,12 +38,14 @@ class NotFittedError(ValueError, AttributeError):
 class GaussianMixture:
     r"""A Gaussian mixture fitted by Expectation-Maximisation.
 
-    The E-step is :func:`gmmlib.e_step.log_responsibilities` (:eq:`eq-responsibility`)
-    and the M-step :func:`gmmlib.m_step.m_step` (:eq:`eq-weights-update`,
-    :eq:`eq-means-update`, :eq:`eq-covariances-update`); the estimator only runs the
-    loop, tests convergence and keeps the best of ``n_init`` starts. Arguments
-    and attributes follow scikit-learn's ``GaussianMixture``, so from the same
-    start both run the same iterations.
+    Each iteration is the E-step of :func:`gmmlib.e_step.log_responsibilities`
+    (:eq:`eq-responsibility`) followed by the M-step of :func:`gmmlib.m_step.m_step`
+    (:eq:`eq-weights-update`, :eq:`eq-means-update`, :eq:`eq-covariances-update`),
+    computed by :class:`gmmlib.engine.EMEngine` in one blocked pass over the data
+    (tested equal to those functions to 1e-10); the estimator runs the loop, tests
+    convergence and keeps the best of ``n_init`` starts. Arguments and attributes
+    follow scikit-learn's ``GaussianMixture``, so from the same start both run the
+    same iterations.
 
     Parameters
     ----------

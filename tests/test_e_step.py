@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from scipy.stats import norm
 
 import gmmlib
-
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)

@@ -5,13 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import gmmlib
 from gmmlib.init import INIT_METHODS
-
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 
 
 def _fit_quietly(gm, X, **kwargs):

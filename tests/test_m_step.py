@@ -4,11 +4,11 @@ optimiser, perturbations, and the article's old-means slip."""
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from scipy.optimize import minimize
 
 import gmmlib
 
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 H = 1e-5  # finite-difference step
 
 

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, norm
 
 import gmmlib
-
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)

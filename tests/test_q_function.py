@@ -4,12 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import gmmlib
-
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 
 
 def _tiny_problem(h, covariance_type, seed, n=5, K=3, d=2):

@@ -7,14 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 
 import gmmlib
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
 threadpoolctl = pytest.importorskip("threadpoolctl")
-
-COV_TYPES = ["full", "diag", "spherical", "tied"]
 
 
 @pytest.fixture(autouse=True, scope="module")
