@@ -15,7 +15,10 @@ gmmlib-formulas  the plain vectorised loop of gmmlib's formula functions:
 textbook         densities from ``scipy.stats.multivariate_normal.pdf``, a Python
                  loop over components (written below)
 gmmlib-engine    the engine's iterations alone (``EMEngine.step``), without the
-                 estimator's validation, initialisation and final prediction
+                 estimator's validation, initialisation and final prediction; its
+                 block kernels compiled by Numba when installed (as gmmlib uses them)
+engine-numpy     the same iterations with the engine's NumPy block kernel
+                 (``backend="numpy"``, what gmmlib uses without Numba)
 
 How it is measured
 ------------------
@@ -85,13 +88,20 @@ REG_COVAR = 1e-6
 SIZES = {
     "small": (2_000, 3, 2, 50, 50, 5),
     "medium": (100_000, 8, 8, 10, 5, 3),
-    "large": (1_000_000, 16, 16, 3, 1, 2),
+    "large": (1_000_000, 16, 16, 3, 1, 3),
 }
 QUICK = {
     "small": (2_000, 3, 2, 10, 10, 2),
     "medium": (100_000, 8, 8, 3, 2, 1),
 }
-ALL_IMPLEMENTATIONS = ("gmmlib", "scikit-learn", "gmmlib-formulas", "textbook", "gmmlib-engine")
+ALL_IMPLEMENTATIONS = (
+    "gmmlib",
+    "scikit-learn",
+    "gmmlib-formulas",
+    "textbook",
+    "gmmlib-engine",
+    "engine-numpy",
+)
 
 
 # -- problems ----------------------------------------------------------------------------
@@ -139,9 +149,9 @@ def formulas_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR):
     return weights, means, covariances
 
 
-def engine_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR):
+def engine_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR, backend="auto"):
     """The engine's iterations alone, as GaussianMixture._run_em drives them."""
-    engine = EMEngine(X, "full", reg_covar)
+    engine = EMEngine(X, "full", reg_covar, backend=backend)
     with engine:
         for _ in range(n_iter):
             prec_chol = precision_cholesky(covariances, "full")
@@ -227,7 +237,12 @@ def sklearn_fit(X, start, n_iter):
 
 
 FITS = {"gmmlib": gmmlib_fit, "scikit-learn": sklearn_fit}
-LOOPS = {"gmmlib-formulas": formulas_em, "textbook": textbook_em, "gmmlib-engine": engine_em}
+LOOPS = {
+    "gmmlib-formulas": formulas_em,
+    "textbook": textbook_em,
+    "gmmlib-engine": engine_em,
+    "engine-numpy": functools.partial(engine_em, backend="numpy"),
+}
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -256,7 +271,7 @@ def peak_extra_mib(func):
 
 
 #: Implementations fast enough to be timed a few extra times in every round.
-FAST = ("gmmlib", "gmmlib-engine")
+FAST = ("gmmlib", "gmmlib-engine", "engine-numpy")
 
 
 def measure_size(impls, X, start, iters, tb_iters, rounds, measure_memory=True):
@@ -272,7 +287,7 @@ def measure_size(impls, X, start, iters, tb_iters, rounds, measure_memory=True):
     for _ in range(rounds):
         for impl in impls:
             n_iter = n_iters[impl]
-            for _ in range(2 if impl in FAST else 1):
+            for _ in range(3 if impl in FAST else 1):
                 gc.collect()
                 t0 = time.perf_counter()
                 if impl in FITS:
@@ -345,8 +360,17 @@ def versions():
         out["sklearn"] = sklearn.__version__
     except ImportError:
         out["sklearn"] = None
+    out["numba"] = numba_version()
     out["python"] = platform.python_version()
     return out
+
+
+def numba_version():
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.__version__
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -521,6 +545,7 @@ def main(argv=None):
             if largest is None
             else [largest["n_samples"], largest["n_components"], largest["n_features"]],
         },
+        "engine_backend": EMEngine(np.zeros((1, 1))).backend,
         "blas": blas_description(),
         "load_average": {"before": list(load_before), "after": list(load_after)},
         "environment": {v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},

@@ -13,7 +13,15 @@ from gmmlib import (
     responsibilities,
     sample_mixture,
 )
-from gmmlib.engine import EMEngine
+from gmmlib import engine as engine_module
+from gmmlib.engine import EMEngine, have_numba
+
+# The compiled kernels (gmmlib._kernels) need Numba, which requirements.txt installs; the
+# NumPy kernel is the fallback without it. Both must compute the formula functions' iterations.
+BACKENDS = [
+    "numpy",
+    pytest.param("numba", marks=pytest.mark.skipif(not have_numba(), reason="needs numba")),
+]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 N_SAMPLES, N_ITER, REG = 1003, 5, 1e-6
@@ -83,17 +91,24 @@ def assert_same(result, expected):
     [(None, 1), (1000, 1), (97, 1), (N_SAMPLES, 2), (64, 2), (7, 2)],
     ids=["one-block", "1000-rows", "97-rows", "one-block-2-threads", "64-rows-2", "7-rows-2"],
 )
-def test_engine_equals_formula_functions(problem, covariance_type, weighted, block_size, n_threads):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_equals_formula_functions(
+    problem, covariance_type, weighted, block_size, n_threads, backend
+):
     X, start, sample_weight = problem
     sw = sample_weight if weighted else None
-    engine = EMEngine(X, covariance_type, REG, sw, block_size=block_size, n_threads=n_threads)
+    engine = EMEngine(
+        X, covariance_type, REG, sw, block_size=block_size, n_threads=n_threads, backend=backend
+    )
+    assert engine.backend == backend
     assert_same(
         engine_em(engine, start, covariance_type), reference_em(X, start, covariance_type, sw)
     )
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_memmap_input(problem, tmp_path, covariance_type):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_memmap_input(problem, tmp_path, covariance_type, backend):
     X, start, sample_weight = problem
     path = tmp_path / "X.dat"
     stored = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
@@ -101,20 +116,23 @@ def test_memmap_input(problem, tmp_path, covariance_type):
     stored.flush()
     del stored
     X_file = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
-    engine = EMEngine(X_file, covariance_type, REG, sample_weight, block_size=128, n_threads=2)
+    engine = EMEngine(
+        X_file, covariance_type, REG, sample_weight, block_size=128, n_threads=2, backend=backend
+    )
     assert_same(
         engine_em(engine, start, covariance_type),
         reference_em(X, start, covariance_type, sample_weight),
     )
 
 
-def test_float32_memmap_is_read_in_float64(problem, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_memmap_is_read_in_float64(problem, tmp_path, backend):
     X, start, _ = problem
     X32 = X.astype(np.float32)
     path = tmp_path / "X32.dat"
     np.asarray(X32).tofile(path)
     X_file = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
-    engine = EMEngine(X_file, "full", REG, block_size=250)
+    engine = EMEngine(X_file, "full", REG, block_size=250, backend=backend)
     assert_same(
         engine_em(engine, start, "full"),
         reference_em(X32.astype(np.float64), start, "full", None),
@@ -159,15 +177,20 @@ def test_estimator_runs_the_formula_iterations(problem, covariance_type):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_mean_log_likelihood(problem):
-    X, start, sample_weight = problem
-    engine = EMEngine(X, "full", sample_weight=sample_weight, block_size=100, n_threads=2)
-    expected = log_likelihood(X, *start, "full", sample_weight) / sample_weight.sum()
-    got = engine.mean_log_likelihood(start[0], start[1], precision_cholesky(start[2]))
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mean_log_likelihood(problem, covariance_type, backend):
+    X, (w, m, c), sample_weight = problem
+    c = _cov_of_type(c, covariance_type)
+    kw = dict(sample_weight=sample_weight, block_size=100, n_threads=2, backend=backend)
+    engine = EMEngine(X, covariance_type, **kw)
+    expected = log_likelihood(X, w, m, c, covariance_type, sample_weight) / sample_weight.sum()
+    got = engine.mean_log_likelihood(w, m, precision_cholesky(c, covariance_type))
     assert got == pytest.approx(expected, abs=1e-12)
 
 
-def test_accurate_far_from_the_origin():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_accurate_far_from_the_origin(backend):
     """Data at 1e8: one iteration gives the fit of the same data at 0, shifted.
 
     (One iteration only: new means at 1e8 are themselves rounded to ~1e-8, so
@@ -181,7 +204,7 @@ def test_accurate_far_from_the_origin():
     cov = np.repeat(np.array([[[2.0, 0.3], [0.3, 0.7]]]), 2, axis=0)
     start = (np.array([0.5, 0.5]), Y[[0, -1]], cov)
     far = (start[0], X[[0, -1]], start[2])
-    engine = EMEngine(X, "full", REG, block_size=512, n_threads=2)
+    engine = EMEngine(X, "full", REG, block_size=512, n_threads=2, backend=backend)
     (ll,), (w, m, c) = engine_em(engine, far, "full", n_iter=1)
     (ll0,), (w0, m0, c0) = reference_em(Y, start, "full", None, n_iter=1)
     assert ll == pytest.approx(ll0, abs=1e-12)
@@ -190,12 +213,14 @@ def test_accurate_far_from_the_origin():
     np.testing.assert_allclose(c, c0, rtol=1e-10)
 
 
-def test_zero_weight_equals_dropping_rows(problem):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_weight_equals_dropping_rows(problem, backend):
     X, start, _ = problem
     sw = np.ones(X.shape[0])
     sw[:300] = 0.0
-    full = engine_em(EMEngine(X, "diag", REG, sw, block_size=128), start, "diag")
-    dropped = engine_em(EMEngine(X[300:], "diag", REG, block_size=128), start, "diag")
+    kw = dict(block_size=128, backend=backend)
+    full = engine_em(EMEngine(X, "diag", REG, sw, **kw), start, "diag")
+    dropped = engine_em(EMEngine(X[300:], "diag", REG, **kw), start, "diag")
     assert_same(full, dropped)
 
 
@@ -256,17 +281,69 @@ def test_bad_arguments():
         EMEngine(X, "round")
     with pytest.raises(ValueError, match="2-D"):
         EMEngine(np.zeros(5))
+    with pytest.raises(ValueError, match="backend must be"):
+        EMEngine(X, backend="fortran")
+
+
+def test_backend_without_numba(monkeypatch):
+    """Without Numba, 'auto' falls back to NumPy and asking for 'numba' says what to install."""
+    monkeypatch.setattr(engine_module, "have_numba", lambda: False)
+    X = np.zeros((10, 2))
+    assert EMEngine(X).backend == "numpy"
+    with pytest.raises(ImportError, match="pip install numba"):
+        EMEngine(X, backend="numba")
+
+
+@pytest.mark.skipif(not have_numba(), reason="needs numba")
+def test_default_backend_is_compiled_and_noncontiguous_input_works(problem):
+    """'auto' takes the compiled kernels; a strided view of X gives the same iterations."""
+    X, start, sample_weight = problem
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]))
+    wide[:, ::2] = X
+    engine = EMEngine(wide[:, ::2], "full", REG, sample_weight, block_size=200)
+    assert engine.backend == "numba"
+    assert_same(engine_em(engine, start, "full"), reference_em(X, start, "full", sample_weight))
+
+
+@pytest.mark.skipif(not have_numba(), reason="needs numba")
+def test_compiled_exp_matches_numpy():
+    """The vectorisable exp of gmmlib._kernels is within 2 units in the last place of np.exp.
+
+    Over its whole domain x <= 0: the polynomial down to -708, then the C library's exp
+    (whose subnormal results may differ from NumPy's by an ulp), which underflows to 0,
+    and exp(-inf) = 0 (a component of weight 0).
+    """
+    from gmmlib._kernels import exp_nonpositive
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            -rng.exponential(1.0, 20000),
+            -rng.uniform(0.0, 760.0, 20000),
+            np.linspace(-709.0, -707.0, 2001),
+            [0.0, -0.0, -1e-300, -np.log(2) / 2, -np.log(2), -708.0, -745.2, -800.0, -np.inf],
+        ]
+    )
+    out = np.empty_like(x)
+    exp_nonpositive(x, out, np.empty(x.shape, dtype=np.int64))
+    expected = np.exp(x)
+    # spacing() is the unit in the last place, subnormals included (and 5e-324 at 0)
+    np.testing.assert_array_less(np.abs(out - expected), 2 * np.spacing(expected))
+    assert out[-1] == 0.0 and out[-2] == 0.0  # exp(-inf), exp(-800)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_dask_array_input(problem, covariance_type):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dask_array_input(problem, covariance_type, backend):
     """Each chunk's sums by map_blocks, added by Dask's threaded scheduler (optional)."""
     da = pytest.importorskip("dask.array")
     dask = pytest.importorskip("dask")
     X, start, sample_weight = problem
     X_dask = da.from_array(X, chunks=(300, 2))  # uneven rows; columns rechunked whole
     with dask.config.set(scheduler="threads"):
-        engine = EMEngine(X_dask, covariance_type, REG, sample_weight, block_size=128)
+        engine = EMEngine(
+            X_dask, covariance_type, REG, sample_weight, block_size=128, backend=backend
+        )
         assert_same(
             engine_em(engine, start, covariance_type),
             reference_em(X, start, covariance_type, sample_weight),
