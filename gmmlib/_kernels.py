@@ -101,25 +101,26 @@ def _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, scores_only
     log-sum-exp over components with the row maximum taken out.
     """
     K = lj.shape[0]
-    for k in range(K):
-        for b in range(rows):
-            lj[k, b] = const[k] - lj[k, b]  # log p_k + log φ(x_i | μ_k, Σ_k)
     for b in range(rows):
-        top[b] = lj[0, b]
-    for k in range(1, K):
+        top[b] = -np.inf
+    for k in range(K):
+        c = const[k]
         for b in range(rows):
-            top[b] = max(top[b], lj[k, b])
+            v = c - lj[k, b]  # log p_k + log φ(x_i | μ_k, Σ_k)
+            lj[k, b] = v
+            top[b] = max(top[b], v)
     for k in range(K):
         for b in range(rows):
             lj[k, b] -= top[b]
-    flat = lj.reshape(K * rows)
-    exp_nonpositive(flat, e[: K * rows], bits[: K * rows])
-    flat[:] = e[: K * rows]
+    exp_nonpositive(lj.reshape(K * rows), e[: K * rows], bits[: K * rows])
+    ek = e[: K * rows].reshape(K, rows)
     for b in range(rows):
         tot[b] = 0.0
     for k in range(K):
         for b in range(rows):
-            tot[b] += lj[k, b]
+            v = ek[k, b]
+            lj[k, b] = v
+            tot[b] += v
     weighted = sw.shape[0] > 0
     loglik = 0.0
     for b in range(rows):
@@ -160,6 +161,7 @@ def full_block_sums(
     """
     N, d = X.shape
     K = const.shape[0]
+    sx_block = np.empty((d + 1, K))
     loglik = 0.0
     for start in starts:
         rows = min(block, N - start)
@@ -170,16 +172,24 @@ def full_block_sums(
         _load_block(X, start, rows, ref, xt)
         np.dot(W, xt, z)  # all components' whitened vectors: one BLAS product
         for k in range(K):
+            # Σ_j z_kj², two rows of z per pass over lj (fewer loads and stores of lj)
+            r = k * d
             for b in range(rows):
-                lj[k, b] = 0.0
-            for j in range(d):
-                r = k * d + j
+                lj[k, b] = z[r, b] * z[r, b]
+            for r in range(k * d + 1, (k + 1) * d - 1, 2):
+                for b in range(rows):
+                    lj[k, b] += z[r, b] * z[r, b] + z[r + 1, b] * z[r + 1, b]
+            if d % 2 == 0 and d > 1:
+                r = (k + 1) * d - 1
                 for b in range(rows):
                     lj[k, b] += z[r, b] * z[r, b]
         loglik += _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, mode == 0)
         if mode == 0:
             continue
-        _first_sums(xt, lj, rows, sx)
+        np.dot(xt, lj.T, sx_block)  # Σ_i γ_ik [x_i - r; 1], all components: one BLAS product
+        for j in range(d + 1):
+            for k in range(K):
+                sx[j, k] += sx_block[j, k]
         for k in range(K):
             zk = z[k * d : (k + 1) * d]
             for j in range(d):
