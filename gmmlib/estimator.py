@@ -210,9 +210,9 @@ class GaussianMixture:
             # which keeps a fit on a memmap larger than memory within a few blocks.
             return tuple(part.copy() for part in user)
         resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
-        weights, means, covariances = _m_step(
-            X, resp * sample_weight[:, None], self.covariance_type, self.reg_covar
-        )
+        if sample_weight is not None:
+            resp = resp * sample_weight[:, None]
+        weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
         user_weights, user_means, user_covariances = user
         if user_weights is not None:
             weights = user_weights.copy()
@@ -283,8 +283,13 @@ class GaussianMixture:
     def _fit(self, X, sample_weight):
         K = self._check_parameters()
         X = check_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        n_effective = int(np.count_nonzero(sample_weight))
+        if sample_weight is None:
+            # Not np.ones(N): memory added by a fit must not grow with N (EMEngine reads
+            # None as all ones, and initialisation makes its own when it needs them).
+            n_effective = X.shape[0]
+        else:
+            sample_weight = check_sample_weight(sample_weight, X.shape[0])
+            n_effective = int(np.count_nonzero(sample_weight))
         if n_effective < K:
             raise ValueError(
                 f"n_components={K} needs at least {K} samples with positive weight; "

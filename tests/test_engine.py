@@ -348,3 +348,39 @@ def test_dask_array_input(problem, covariance_type, backend):
             engine_em(engine, start, covariance_type),
             reference_em(X, start, covariance_type, sample_weight),
         )
+
+
+@pytest.mark.filterwarnings("ignore:EM did not converge")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_memory_does_not_grow_with_n(backend, monkeypatch):
+    """With the whole start given, fit adds the same memory for 100 000 and 400 000 rows.
+
+    What it adds is the engine's block buffers (about 1 MiB here, two threads); one float64
+    per row more would be 2.3 MiB more at the larger size. tracemalloc sees NumPy's arrays.
+    """
+    import tracemalloc
+
+    monkeypatch.setattr(engine_module, "_check_backend", lambda b: backend)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400_000, 2))
+
+    def added_by_fit(data):
+        model = GaussianMixture(
+            2,
+            tol=0.0,
+            max_iter=2,
+            weights_init=[0.5, 0.5],
+            means_init=[[-1.0, 0.0], [1.0, 0.0]],
+            covariances_init=np.repeat(np.eye(2)[None], 2, axis=0),
+        )
+        model.fit(data)  # compile and warm up outside the measurement
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            model.fit(data)
+            return tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+
+    small, large = added_by_fit(X[:100_000]), added_by_fit(X)
+    assert large - small < 0.25 * 2**20, f"{small / 2**20:.2f} -> {large / 2**20:.2f} MiB"
