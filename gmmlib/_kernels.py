@@ -5,8 +5,8 @@ each block, most of them elementwise over a (K d, B) array: the squared norms,
 the log-sum-exp, the γ-scaling before the scatter product. Each pass reads and
 writes the whole array, and each is a separate NumPy call. Here the same
 arithmetic is written as loops that Numba compiles once: every elementwise
-step runs while its operands are in the core's L1 cache, the two matrix
-products stay BLAS calls (``np.dot``, Numba calls scipy's BLAS), and one call
+step runs while its operands are in the core's L1 cache, the matrix products
+stay BLAS calls (``np.dot``, for which Numba calls scipy's BLAS), and one call
 processes all of a thread's blocks with the GIL released, so two threads run
 truly in parallel.
 
@@ -46,9 +46,9 @@ def exp_nonpositive(x, out, bits):
     """out[i] = exp(x[i]) for x[i] ≤ 0 (flat arrays), to about one unit in the last place.
 
     Numba's np.exp is a library call per element, which the compiler cannot
-    vectorise (measured here: 10 ns per element, and the log-sum-exp takes K
-    of them per row: half the time of a whole iteration). This one is plain
-    arithmetic and vectorises: x = n ln 2 + r with |r| ≤ ln2 / 2 (Cody and
+    vectorise (measured here: 10 ns per element; the log-sum-exp takes K of
+    them per row, which made it a third of the time of an iteration). This one is plain
+    arithmetic and vectorises: x = n ln 2 + r with r between ± ln2 / 2 (Cody and
     Waite's two-part ln 2 keeps r exact), exp(r) by its Taylor polynomial of
     degree 13 (truncation error below 2^-56 on that interval), times 2^n made
     from its bits (``bits``: int64 scratch of the same length). Below -708,
