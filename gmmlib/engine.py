@@ -52,9 +52,9 @@ thread each through threadpoolctl and restored afterwards.
 Two kernels compute a block: the NumPy one described above (``backend="numpy"``),
 and, when Numba is installed, the same arithmetic compiled in
 :mod:`gmmlib._kernels` (``backend="numba"``, the default then). The compiled
-kernel keeps the two BLAS products and fuses the elementwise passes, and one
-call runs all of a thread's blocks without the GIL; it runs an iteration about
-twice as fast (see ``benchmarks/``). Both are tested against the formula
+kernel keeps the matrix products in BLAS and fuses the elementwise passes, and
+one call runs all of a thread's blocks without the GIL. It runs an iteration
+about twice as fast (see ``benchmarks/``). Both are tested against the formula
 functions.
 
 The data can be any 2-D array that supports row slicing, read block by block:
