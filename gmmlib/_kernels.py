@@ -5,7 +5,7 @@ each block, most of them elementwise over a (K d, B) array: the squared norms,
 the log-sum-exp, the γ-scaling before the scatter product. Each pass reads and
 writes the whole array, and each is a separate NumPy call. Here the same
 arithmetic is written as loops that Numba compiles once: every elementwise
-step runs while its operands are in the core's L1 cache, the matrix products
+step runs while its operands are in the core's cache, the matrix products
 stay BLAS calls (``np.dot``, for which Numba calls scipy's BLAS), and one call
 processes all of a thread's blocks with the GIL released, so two threads run
 truly in parallel.
@@ -135,14 +135,12 @@ def _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, scores_only
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _first_sums(xt, lj, rows, sx):
-    """sx += [x - r; 1] γᵀ: Σ_i γ_ik (x_i - r) and N_k for every component."""
-    for j in range(xt.shape[0]):
-        for k in range(lj.shape[0]):
-            acc = 0.0
-            for b in range(rows):
-                acc += xt[j, b] * lj[k, b]
-            sx[j, k] += acc
+def _first_sums(xt, lj, sx, sx_block):
+    """sx += [x - r; 1] γᵀ: Σ_i γ_ik (x_i - r) and N_k, all components in one BLAS product."""
+    np.dot(xt, lj.T, sx_block)
+    for j in range(sx.shape[0]):
+        for k in range(sx.shape[1]):
+            sx[j, k] += sx_block[j, k]
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
@@ -186,10 +184,7 @@ def full_block_sums(
         loglik += _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, mode == 0)
         if mode == 0:
             continue
-        np.dot(xt, lj.T, sx_block)  # Σ_i γ_ik [x_i - r; 1], all components: one BLAS product
-        for j in range(d + 1):
-            for k in range(K):
-                sx[j, k] += sx_block[j, k]
+        _first_sums(xt, lj, sx, sx_block)
         for k in range(K):
             zk = z[k * d : (k + 1) * d]
             for j in range(d):
@@ -214,6 +209,7 @@ def diag_block_sums(
     """
     N, d = X.shape
     K = const.shape[0]
+    sx_block = np.empty((d + 1, K))
     loglik = 0.0
     for start in starts:
         rows = min(block, N - start)
@@ -233,7 +229,7 @@ def diag_block_sums(
         loglik += _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, mode == 0)
         if mode == 0:
             continue
-        _first_sums(xt, lj, rows, sx)
+        _first_sums(xt, lj, sx, sx_block)
         for k in range(K):
             for j in range(d):
                 acc = 0.0
