@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb chapters/*/*.ipynb))
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: install book test lint execute lab bench clean
+.PHONY: install book check test test-book lint execute lab bench clean
 
 install: $(STAMP)
 
@@ -25,13 +25,29 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
-## make test: lint, build the book, then unit tests, notebooks (nbval) and the browser test
-test: $(STAMP) lint book
-	$(BIN)/python -m pytest
+## make check: the fast loop: lint, then the package tests and gmmlib's doctests (no book,
+## no browser, the tests marked slow left out)
+check: $(STAMP) lint
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## make test: everything: lint, the package tests (slow ones included), the book build,
+## then the book's checks: every notebook re-executed by nbval in strict mode (each code
+## cell's fresh outputs must equal its stored ones, after tests/book/nbval_sanitize.cfg;
+## nbval compares the text of outputs, not images), the equation pairing, the browser test.
+## --nbval-current-env runs each notebook's kernel with this venv's interpreter.
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=120 \
+  --nbval-sanitize-with=tests/book/nbval_sanitize.cfg
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+	$(MAKE) book
+	$(MAKE) test-book
+
+test-book: $(STAMP)
+	$(BIN)/python -m pytest -q tests/book chapters $(NBVAL_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gmmlib tests benchmarks
-	$(BIN)/ruff format --check gmmlib tests benchmarks
+	$(BIN)/ruff check gmmlib tests benchmarks conftest.py
+	$(BIN)/ruff format --check gmmlib tests benchmarks conftest.py
 
 ## make execute: re-run every chapter notebook in place so its stored outputs are fresh
 execute: $(STAMP)

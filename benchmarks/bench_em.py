@@ -78,7 +78,7 @@ from scipy.stats import multivariate_normal
 
 import gmmlib
 from gmmlib import GaussianMixture, m_step, precision_cholesky, responsibilities
-from gmmlib.engine import EMEngine
+from gmmlib._engine import EMEngine
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "bench_em.json"

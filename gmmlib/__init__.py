@@ -1,26 +1,30 @@
 """gmmlib: Gaussian mixtures fitted by EM, one function per formula of the book.
 
-The modules follow the derivation: :mod:`gmmlib.gaussian` and
-:mod:`gmmlib.mixture` (chapter 1), :mod:`gmmlib.q_function` (chapter 2),
-:mod:`gmmlib.e_step` (chapter 3), :mod:`gmmlib.m_step` (chapters 4–6) and
-:mod:`gmmlib.estimator` (chapter 7). :mod:`gmmlib.equations` lists which
-function implements which equation of the book.
+Every public name lives in this one flat namespace (``gmmlib.responsibilities``,
+``gmmlib.GaussianMixture``, ...), as in ``sklearn.mixture`` or ``scipy.special``.
+The code sits in private modules that follow the derivation: ``_gaussian`` and
+``_mixture`` (chapter 1, the generative model), ``_q_function`` (chapter 2),
+``_e_step`` (chapter 3), ``_m_step`` (chapters 4 to 6), ``_init`` and
+``_estimator`` (chapter 7), and the fast engine behind the estimator
+(``_engine``, ``_blocks``, ``_kernels``, ``_dask``; the chapter "Making EM fast").
+Two public modules hold data rather than code: :mod:`gmmlib.article`, the
+source article's worked example, and :mod:`gmmlib.equations`, which pairs each
+key equation of the book with the functions implementing it.
 """
 
-from .article import article_parameters, article_samples
-from .e_step import log_likelihood, log_responsibilities, responsibilities
-from .equations import EQUATIONS
-from .estimator import ConvergenceWarning, GaussianMixture, NotFittedError
-from .gaussian import (
+from ._e_step import log_likelihood, log_responsibilities, responsibilities
+from ._engine import EMEngine
+from ._estimator import ConvergenceWarning, GaussianMixture, NotFittedError
+from ._gaussian import (
     gaussian_density,
     log_component_densities,
     log_gaussian_density,
     precision_cholesky,
 )
-from .init import initial_responsibilities
-from .m_step import m_step, update_covariances, update_means, update_weights
-from .mixture import log_mixture_density, mixture_density, sample_mixture
-from .q_function import (
+from ._init import initial_responsibilities
+from ._m_step import m_step, update_covariances, update_means, update_weights
+from ._mixture import log_mixture_density, mixture_density, sample_mixture
+from ._q_function import (
     complete_data_log_likelihood,
     q_function,
     q_function_brute_force,
@@ -28,12 +32,15 @@ from .q_function import (
     q_gradient_means,
     q_gradient_weights,
 )
+from .article import article_parameters, article_samples
+from .equations import EQUATIONS
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EQUATIONS",
     "ConvergenceWarning",
+    "EMEngine",
     "GaussianMixture",
     "NotFittedError",
     "article_parameters",

@@ -1,6 +1,6 @@
-r"""Compiled block kernels for :class:`gmmlib.engine.EMEngine` (optional: needs Numba).
+r"""Compiled block kernels for :class:`gmmlib.EMEngine` (optional: needs Numba).
 
-The NumPy block kernel in :mod:`gmmlib.engine` makes about fifteen passes over
+The NumPy block kernel in :mod:`gmmlib._engine` makes about fifteen passes over
 each block, most of them elementwise over a (K d, B) array: the squared norms,
 the log-sum-exp, the γ-scaling before the scatter product. Each pass reads and
 writes the whole array, and each is a separate NumPy call. Here the same
@@ -14,7 +14,7 @@ The kernels compute the same sums as the NumPy kernel, in a different order of
 addition: results agree to rounding (the tests compare both with the formula
 functions to 1e-10).
 
-Numba is imported when this module is; :mod:`gmmlib.engine` imports it only
+Numba is imported when this module is; :mod:`gmmlib._engine` imports it only
 if Numba is installed. Compiled code is cached on disk next to this file
 (``cache=True``): the first use in a fresh checkout compiles for some seconds,
 later processes load it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mixture import sample_mixture
+from ._mixture import sample_mixture
 
 #: Mixture weights p = (0.3, 0.6, 0.1).
 WEIGHTS = np.array([0.3, 0.6, 0.1])

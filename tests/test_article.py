@@ -1,5 +1,6 @@
 """The source article's example: its parameters, its 2000 samples, and their recovery by EM."""
 
+import helpers as h
 import numpy as np
 
 import gmmlib
@@ -60,7 +61,7 @@ def test_article_samples_follow_the_article_parameters():
         np.testing.assert_allclose(np.cov(Xk.T), c[k], atol=0.5)
 
 
-def test_estimator_recovers_the_article_parameters(h):
+def test_estimator_recovers_the_article_parameters():
     X, _ = gmmlib.article_samples()
     w, m, c = gmmlib.article_parameters()
     gm = gmmlib.GaussianMixture(3, random_state=0, tol=1e-6, max_iter=500).fit(X)

@@ -1,15 +1,16 @@
 """The E-step (eq-responsibility) and the log-likelihood (eq-log-likelihood)."""
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 from scipy.stats import norm
 
 import gmmlib
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_responsibilities_are_bayes_rule(h, covariance_type):
+def test_responsibilities_are_bayes_rule(covariance_type):
     rng = np.random.default_rng(31)
     K, d = 3, 2
     w, m, c = h.random_params(rng, K, d, covariance_type)
@@ -52,7 +53,7 @@ def test_log_responsibilities_survive_where_the_direct_ratio_is_0_over_0():
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_log_likelihood_is_the_sum_of_log_marginals(h, covariance_type):
+def test_log_likelihood_is_the_sum_of_log_marginals(covariance_type):
     rng = np.random.default_rng(33)
     K, d = 3, 3
     w, m, c = h.random_params(rng, K, d, covariance_type)
@@ -64,7 +65,7 @@ def test_log_likelihood_is_the_sum_of_log_marginals(h, covariance_type):
     )
 
 
-def test_log_likelihood_with_sample_weight(h):
+def test_log_likelihood_with_sample_weight():
     rng = np.random.default_rng(34)
     w, m, c = h.random_params(rng, 2, 2)
     X = 2 * rng.standard_normal((12, 2))

@@ -13,8 +13,8 @@ from gmmlib import (
     responsibilities,
     sample_mixture,
 )
-from gmmlib import engine as engine_module
-from gmmlib.engine import EMEngine, have_numba
+from gmmlib import _engine as engine_module
+from gmmlib._engine import EMEngine, have_numba
 
 # The compiled kernels (gmmlib._kernels) need Numba, which requirements.txt installs; the
 # NumPy kernel is the fallback without it. Both must compute the formula functions' iterations.

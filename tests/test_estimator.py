@@ -3,14 +3,15 @@ warm starts, n_init, and the scikit-learn-style API."""
 
 import warnings
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import gmmlib
-from gmmlib.init import INIT_METHODS
+from gmmlib._init import INIT_METHODS
 
 
 def _fit_quietly(gm, X, **kwargs):
@@ -19,7 +20,7 @@ def _fit_quietly(gm, X, **kwargs):
         return gm.fit(X, **kwargs)
 
 
-def _start(h, X, K, covariance_type, seed=0):
+def _start(X, K, covariance_type, seed=0):
     """A data-driven start (one M-step from random hard labels), as user-given parameters."""
     rng = np.random.default_rng(seed)
     resp = np.eye(K)[rng.permutation(np.arange(len(X)) % K)]
@@ -47,7 +48,6 @@ def _start(h, X, K, covariance_type, seed=0):
     weighted=st.booleans(),
 )
 def test_em_never_decreases_the_log_likelihood(
-    h,
     covariance_type,
     seed,
     n_components,
@@ -90,7 +90,7 @@ def test_em_never_decreases_the_log_likelihood(
     np.testing.assert_allclose(history[-1], total / sw.sum(), rtol=1e-10, atol=1e-12)
 
 
-def test_history_lower_bound_and_iteration_count(h):
+def test_history_lower_bound_and_iteration_count():
     X, _ = gmmlib.article_samples(n_samples=400)
     gm = gmmlib.GaussianMixture(3, random_state=0, tol=1e-8, max_iter=500).fit(X)
     assert gm.converged_
@@ -104,12 +104,12 @@ def test_history_lower_bound_and_iteration_count(h):
 
 # -- sample weights ----------------------------------------------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_integer_sample_weights_equal_repeated_rows(h, covariance_type):
+def test_integer_sample_weights_equal_repeated_rows(covariance_type):
     rng = np.random.default_rng(61)
     X, _, _ = h.blobs(rng, 40, 3, 2)
     reps = rng.integers(0, 4, size=40)
     reps[:3] = 1  # keep a few rows for sure
-    start = _start(h, X, 3, covariance_type)
+    start = _start(X, 3, covariance_type)
     kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=15, **start)
     weighted = _fit_quietly(gmmlib.GaussianMixture(3, **kw), X, sample_weight=reps)
     repeated = _fit_quietly(gmmlib.GaussianMixture(3, **kw), np.repeat(X, reps, axis=0))
@@ -123,14 +123,14 @@ def test_integer_sample_weights_equal_repeated_rows(h, covariance_type):
     h.assert_params_close(weighted, scaled, rtol=1e-10, atol=1e-10)
 
 
-def test_zero_weight_equals_dropping_the_row(h):
+def test_zero_weight_equals_dropping_the_row():
     rng = np.random.default_rng(62)
     X, _, _ = h.blobs(rng, 30, 2, 2)
     X[4] = [1e3, -1e3]  # an outlier that would matter if it were not dropped
     sw = np.ones(30)
     sw[4] = 0.0
     keep = np.arange(30) != 4
-    start = _start(h, X[keep], 2, "full")
+    start = _start(X[keep], 2, "full")
     kw = dict(tol=0.0, max_iter=10, **start)
     a = _fit_quietly(gmmlib.GaussianMixture(2, **kw), X, sample_weight=sw)
     b = _fit_quietly(gmmlib.GaussianMixture(2, **kw), X[keep])
@@ -139,11 +139,11 @@ def test_zero_weight_equals_dropping_the_row(h):
 
 # -- invariances ---------------------------------------------------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_permuting_rows_changes_nothing(h, covariance_type):
+def test_permuting_rows_changes_nothing(covariance_type):
     rng = np.random.default_rng(63)
     X, _, _ = h.blobs(rng, 50, 3, 2)
     perm = rng.permutation(50)
-    start = _start(h, X, 3, covariance_type)
+    start = _start(X, 3, covariance_type)
     kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=10, **start)
     a = _fit_quietly(gmmlib.GaussianMixture(3, **kw), X)
     b = _fit_quietly(gmmlib.GaussianMixture(3, **kw), X[perm])
@@ -152,13 +152,13 @@ def test_permuting_rows_changes_nothing(h, covariance_type):
     np.testing.assert_array_equal(a.predict(X)[perm], b.predict(X[perm]))
 
 
-def test_affine_change_of_data_moves_a_full_covariance_fit_the_same_way(h):
+def test_affine_change_of_data_moves_a_full_covariance_fit_the_same_way():
     rng = np.random.default_rng(64)
     X, _, _ = h.blobs(rng, 80, 3, 3)
     A = rng.standard_normal((3, 3)) + 2 * np.eye(3)
     b = rng.standard_normal(3) * 5
     Y = X @ A.T + b
-    start = _start(h, X, 3, "full")
+    start = _start(X, 3, "full")
     w0, m0, c0 = start["weights_init"], start["means_init"], start["covariances_init"]
     kw = dict(tol=0.0, max_iter=12, reg_covar=0.0)
     fx = _fit_quietly(
@@ -190,10 +190,10 @@ def test_affine_change_of_data_moves_a_full_covariance_fit_the_same_way(h):
 
 
 # -- warm start and n_init -----------------------------------------------------------------
-def test_warm_start_continues_from_the_previous_solution(h):
+def test_warm_start_continues_from_the_previous_solution():
     rng = np.random.default_rng(65)
     X, _, _ = h.blobs(rng, 60, 3, 2)
-    start = _start(h, X, 3, "full")
+    start = _start(X, 3, "full")
     warm = gmmlib.GaussianMixture(3, tol=0.0, max_iter=5, warm_start=True, **start)
     _fit_quietly(warm, X)
     first_history = warm.log_likelihood_history_.copy()
@@ -212,7 +212,7 @@ def test_warm_start_continues_from_the_previous_solution(h):
     np.testing.assert_allclose(again.log_likelihood_history_, first_history, rtol=1e-12)
 
 
-def test_n_init_keeps_the_best_final_log_likelihood(h):
+def test_n_init_keeps_the_best_final_log_likelihood():
     rng = np.random.default_rng(66)
     X, _, _ = h.blobs(rng, 90, 4, 2, spread=2.0)
     kw = dict(init_params="random", max_iter=30, tol=0.0)
@@ -236,7 +236,7 @@ def test_n_init_keeps_the_best_final_log_likelihood(h):
 
 # -- the API ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_fitted_model_methods_agree_with_the_formula_functions(h, covariance_type):
+def test_fitted_model_methods_agree_with_the_formula_functions(covariance_type):
     X, _ = gmmlib.article_samples(n_samples=300)
     Xnew = gmmlib.article_samples(n_samples=50, random_state=1)[0]
     gm = gmmlib.GaussianMixture(3, covariance_type=covariance_type, random_state=0)

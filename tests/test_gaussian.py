@@ -1,15 +1,16 @@
 """The d-variate normal density (eq-normal-density) against SciPy and closed forms."""
 
+import helpers as h
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal, norm
 
 import gmmlib
-from gmmlib.gaussian import LOG_2PI
+from gmmlib._gaussian import LOG_2PI
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 10])
-def test_log_gaussian_density_matches_scipy(h, d):
+def test_log_gaussian_density_matches_scipy(d):
     rng = np.random.default_rng(100 + d)
     for _ in range(3):
         mean = rng.standard_normal(d)
@@ -70,7 +71,7 @@ def test_near_singular_covariance_matches_scipy():
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
-def test_log_component_densities_matches_scipy(h, covariance_type):
+def test_log_component_densities_matches_scipy(covariance_type):
     rng = np.random.default_rng(11)
     K, d = 4, 3
     _, means, covs = h.random_params(rng, K, d, covariance_type)
@@ -82,7 +83,7 @@ def test_log_component_densities_matches_scipy(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
-def test_precision_cholesky_factors_the_precision(h, covariance_type):
+def test_precision_cholesky_factors_the_precision(covariance_type):
     rng = np.random.default_rng(12)
     K, d = 3, 4
     covs = h.random_covariances(rng, K, d, covariance_type)
@@ -108,7 +109,7 @@ def test_precision_cholesky_names_the_bad_component():
         gmmlib.precision_cholesky(np.zeros((2, 2)), "tied")
 
 
-def test_high_dimension_log_density_is_finite_where_density_underflows(h):
+def test_high_dimension_log_density_is_finite_where_density_underflows():
     rng = np.random.default_rng(13)
     d = 500
     mean = rng.standard_normal(d)

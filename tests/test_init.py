@@ -1,11 +1,12 @@
 """Initialisation: every method gives valid responsibilities and a valid starting θ."""
 
+import helpers as h
 import numpy as np
 import pytest
 from scipy.cluster.vq import kmeans2
 
 import gmmlib
-from gmmlib.init import INIT_METHODS, kmeans_plusplus_centres
+from gmmlib._init import INIT_METHODS, kmeans_plusplus_centres
 
 HARD_METHODS = ["kmeans", "k-means++", "random_from_data"]
 
@@ -45,7 +46,7 @@ def test_initial_responsibilities_are_reproducible(method):
 
 
 @pytest.mark.parametrize("method", ["kmeans", "k-means++"])
-def test_kmeans_inits_find_well_separated_clusters(h, method):
+def test_kmeans_inits_find_well_separated_clusters(method):
     # far apart, so that D² seeding puts two seeds in one cluster with probability ~1e-3
     X, labels = _separated(sep=100.0)
     for seed in range(3):
@@ -53,7 +54,7 @@ def test_kmeans_inits_find_well_separated_clusters(h, method):
         assert h.same_partition(resp.argmax(1), labels)
 
 
-def test_kmeans_init_agrees_with_scipy_kmeans2(h):
+def test_kmeans_init_agrees_with_scipy_kmeans2():
     X, labels = _separated(seed=52)
     resp = gmmlib.initial_responsibilities(X, 3, "kmeans", np.random.default_rng(5))
     centroids, scipy_labels = kmeans2(X, 3, minit="++", seed=np.random.default_rng(123))

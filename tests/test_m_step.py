@@ -2,9 +2,10 @@
 eq-covariances-update), checked numerically: finite differences, a constrained
 optimiser, perturbations, and the article's old-means slip."""
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 from scipy.optimize import minimize
 
 import gmmlib
@@ -12,7 +13,7 @@ import gmmlib
 H = 1e-5  # finite-difference step
 
 
-def _problem(h, covariance_type, seed=41, n=30, K=3, d=2):
+def _problem(covariance_type, seed=41, n=30, K=3, d=2):
     """Data, responsibilities from old parameters, and the M-step's new parameters."""
     rng = np.random.default_rng(seed)
     X, _, _ = h.blobs(rng, n, K, d, spread=2.0)
@@ -61,8 +62,8 @@ def _mean_directions(m):
 
 # -- the updates are the formulas ------------------------------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_updates_are_the_textbook_formulas(h, covariance_type):
-    _, X, resp, _, (w, m, c) = _problem(h, covariance_type)
+def test_updates_are_the_textbook_formulas(covariance_type):
+    _, X, resp, _, (w, m, c) = _problem(covariance_type)
     n, K = resp.shape
     d = X.shape[1]
     nk = np.array([sum(resp[i, k] for i in range(n)) for k in range(K)])
@@ -88,8 +89,8 @@ def test_updates_are_the_textbook_formulas(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_reg_covar_is_added_to_the_diagonal(h, covariance_type):
-    _, X, resp, _, (_, m, c) = _problem(h, covariance_type)
+def test_reg_covar_is_added_to_the_diagonal(covariance_type):
+    _, X, resp, _, (_, m, c) = _problem(covariance_type)
     reg = 0.25
     c_reg = gmmlib.update_covariances(X, resp, m, covariance_type, reg_covar=reg)
     d = X.shape[1]
@@ -98,8 +99,8 @@ def test_reg_covar_is_added_to_the_diagonal(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_sample_weights_in_the_m_step_equal_repeated_rows(h, covariance_type):
-    rng, X, resp, _, _ = _problem(h, covariance_type)
+def test_sample_weights_in_the_m_step_equal_repeated_rows(covariance_type):
+    rng, X, resp, _, _ = _problem(covariance_type)
     reps = rng.integers(0, 4, size=X.shape[0])
     weighted = gmmlib.m_step(X, resp, covariance_type, sample_weight=reps)
     repeated = gmmlib.m_step(
@@ -110,8 +111,8 @@ def test_sample_weights_in_the_m_step_equal_repeated_rows(h, covariance_type):
 
 
 # -- weights: the Lagrange result --------------------------------------------------------
-def test_weights_equal_the_constrained_numerical_optimum(h):
-    _, X, resp, _, (w, m, c) = _problem(h, "full")
+def test_weights_equal_the_constrained_numerical_optimum():
+    _, X, resp, _, (w, m, c) = _problem("full")
     K = resp.shape[1]
 
     def negative_q_weights_part(p):  # the only part of Q that depends on p
@@ -130,8 +131,8 @@ def test_weights_equal_the_constrained_numerical_optimum(h):
     assert negative_q_weights_part(w) <= res.fun + 1e-12
 
 
-def test_lagrange_multiplier_is_minus_n(h):
-    _, X, resp, old, (w, m, c) = _problem(h, "full")
+def test_lagrange_multiplier_is_minus_n():
+    _, X, resp, old, (w, m, c) = _problem("full")
     n = X.shape[0]
     # stationarity of the Lagrangian: ∂Q/∂p_k + λ = 0 for every k, with λ = −N
     np.testing.assert_allclose(gmmlib.q_gradient_weights(resp, w), n, rtol=1e-12)
@@ -139,8 +140,8 @@ def test_lagrange_multiplier_is_minus_n(h):
     assert np.ptp(gmmlib.q_gradient_weights(resp, old[0])) > 1.0
 
 
-def test_q_gradient_weights_matches_finite_differences(h):
-    rng, X, resp, old, (w, m, c) = _problem(h, "full")
+def test_q_gradient_weights_matches_finite_differences():
+    rng, X, resp, old, (w, m, c) = _problem("full")
     p = old[0]
     grad = gmmlib.q_gradient_weights(resp, p)
     for _ in range(3):
@@ -160,8 +161,8 @@ def test_q_gradient_weights_matches_finite_differences(h):
 
 # -- means and covariances: the gradient of Q vanishes ------------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_finite_difference_gradient_in_the_means_vanishes_at_the_update(h, covariance_type):
-    _, X, resp, _, (w, m, c) = _problem(h, covariance_type)
+def test_finite_difference_gradient_in_the_means_vanishes_at_the_update(covariance_type):
+    _, X, resp, _, (w, m, c) = _problem(covariance_type)
 
     def q_of_means(mm):
         return _q(X, resp, (w, mm, c), covariance_type)
@@ -174,8 +175,8 @@ def test_finite_difference_gradient_in_the_means_vanishes_at_the_update(h, covar
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_finite_difference_gradient_in_the_covariances_vanishes_at_the_update(h, covariance_type):
-    _, X, resp, _, (w, m, c) = _problem(h, covariance_type)
+def test_finite_difference_gradient_in_the_covariances_vanishes_at_the_update(covariance_type):
+    _, X, resp, _, (w, m, c) = _problem(covariance_type)
 
     def q_of_cov(cc):
         return _q(X, resp, (w, m, cc), covariance_type)
@@ -186,8 +187,8 @@ def test_finite_difference_gradient_in_the_covariances_vanishes_at_the_update(h,
     assert max(abs(_fd(q_of_cov, scaled, e)) for e in _cov_directions(covariance_type, c)) > 0.5
 
 
-def test_q_gradient_means_matches_finite_differences_at_arbitrary_points(h):
-    rng, X, resp, _, (w, _, _) = _problem(h, "full")
+def test_q_gradient_means_matches_finite_differences_at_arbitrary_points():
+    rng, X, resp, _, (w, _, _) = _problem("full")
     K, d = resp.shape[1], X.shape[1]
     for _ in range(3):
         m = rng.standard_normal((K, d))
@@ -216,8 +217,8 @@ def _fd_cov_gradient(f, c):
     return g
 
 
-def test_q_gradient_covariances_matches_finite_differences_at_arbitrary_points(h):
-    rng, X, resp, _, (w, _, _) = _problem(h, "full")
+def test_q_gradient_covariances_matches_finite_differences_at_arbitrary_points():
+    rng, X, resp, _, (w, _, _) = _problem("full")
     K, d = resp.shape[1], X.shape[1]
     for _ in range(3):
         m = rng.standard_normal((K, d))
@@ -242,8 +243,8 @@ def _scatter(X, r, mean):
     return (r * diff.T) @ diff
 
 
-def test_q_gradient_vanishes_at_the_m_step(h):
-    _, X, resp, _, (w, m, c) = _problem(h, "full")
+def test_q_gradient_vanishes_at_the_m_step():
+    _, X, resp, _, (w, m, c) = _problem("full")
     np.testing.assert_allclose(gmmlib.q_gradient_means(X, resp, m, c), 0.0, atol=1e-10)
     np.testing.assert_allclose(gmmlib.q_gradient_covariances(X, resp, m, c), 0.0, atol=1e-9)
 
@@ -264,8 +265,8 @@ def _perturb(rng, params, covariance_type, eps):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_q_does_not_rise_under_perturbations_of_the_update(h, covariance_type):
-    rng, X, resp, old, new = _problem(h, covariance_type)
+def test_q_does_not_rise_under_perturbations_of_the_update(covariance_type):
+    rng, X, resp, old, new = _problem(covariance_type)
     q_best = _q(X, resp, new, covariance_type)
     assert q_best >= _q(X, resp, old, covariance_type)
     for eps in (1e-4, 1e-2, 1e-1):
@@ -281,8 +282,8 @@ def test_q_does_not_rise_under_perturbations_of_the_update(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_covariance_update_with_the_old_means_gives_a_lower_q(h, covariance_type):
-    _, X, resp, old, (w, m, c) = _problem(h, covariance_type)
+def test_covariance_update_with_the_old_means_gives_a_lower_q(covariance_type):
+    _, X, resp, old, (w, m, c) = _problem(covariance_type)
     c_old_means = gmmlib.update_covariances(X, resp, old[1], covariance_type)
     q_new = _q(X, resp, (w, m, c), covariance_type)
     q_article = _q(X, resp, (w, m, c_old_means), covariance_type)

@@ -1,8 +1,9 @@
 """The mixture density (eq-marginal-density) and the generative process (eq-generative-model)."""
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, norm
 
@@ -10,7 +11,7 @@ import gmmlib
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_mixture_density_is_the_weighted_sum_of_densities(h, covariance_type):
+def test_mixture_density_is_the_weighted_sum_of_densities(covariance_type):
     rng = np.random.default_rng(21)
     K, d = 3, 2
     w, m, c = h.random_params(rng, K, d, covariance_type)
@@ -25,7 +26,7 @@ def test_mixture_density_is_the_weighted_sum_of_densities(h, covariance_type):
     )
 
 
-def test_mixture_with_one_component_is_the_gaussian(h):
+def test_mixture_with_one_component_is_the_gaussian():
     rng = np.random.default_rng(22)
     cov = h.random_spd(rng, 3)
     X = rng.standard_normal((10, 3))
@@ -36,7 +37,7 @@ def test_mixture_with_one_component_is_the_gaussian(h):
     )
 
 
-def test_zero_weight_component_contributes_nothing(h):
+def test_zero_weight_component_contributes_nothing():
     rng = np.random.default_rng(23)
     w, m, c = h.random_params(rng, 3, 2)
     X = rng.standard_normal((15, 2))
@@ -45,7 +46,7 @@ def test_zero_weight_component_contributes_nothing(h):
     np.testing.assert_allclose(gmmlib.log_mixture_density(X, w0, m, c), expected, rtol=1e-13)
 
 
-def test_high_dimension_log_mixture_density_stays_finite(h):
+def test_high_dimension_log_mixture_density_stays_finite():
     rng = np.random.default_rng(24)
     K, d = 3, 500
     w = np.array([0.2, 0.3, 0.5])
@@ -98,7 +99,7 @@ def test_sample_mixture_is_reproducible():
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_sample_mixture_statistics_match_parameters(h, covariance_type):
+def test_sample_mixture_statistics_match_parameters(covariance_type):
     rng = np.random.default_rng(25)
     K, d, n = 3, 2, 30_000
     w = np.array([0.2, 0.5, 0.3])

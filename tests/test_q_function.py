@@ -2,16 +2,17 @@
 
 import itertools
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import gmmlib
 
 
-def _tiny_problem(h, covariance_type, seed, n=5, K=3, d=2):
+def _tiny_problem(covariance_type, seed, n=5, K=3, d=2):
     rng = np.random.default_rng(seed)
     X = 2 * rng.standard_normal((n, d))
     new = h.random_params(rng, K, d, covariance_type, spread=1.5)
@@ -20,9 +21,9 @@ def _tiny_problem(h, covariance_type, seed, n=5, K=3, d=2):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_brute_force_sum_over_assignments_equals_collapsed_form(h, covariance_type):
+def test_brute_force_sum_over_assignments_equals_collapsed_form(covariance_type):
     for seed in (1, 2):
-        X, new, old = _tiny_problem(h, covariance_type, seed)
+        X, new, old = _tiny_problem(covariance_type, seed)
         brute = gmmlib.q_function_brute_force(X, *new, *old, covariance_type)
         resp = gmmlib.responsibilities(X, *old, covariance_type)
         collapsed = gmmlib.q_function(X, resp, *new, covariance_type)
@@ -33,9 +34,9 @@ def test_brute_force_sum_over_assignments_equals_collapsed_form(h, covariance_ty
         np.testing.assert_allclose(collapsed, h.scipy_q(X, resp, new[0], new[1], full), rtol=1e-11)
 
 
-def test_brute_force_is_literally_the_expectation(h):
+def test_brute_force_is_literally_the_expectation():
     """Recompute Σ_Z log P(X, Z | θ) P(Z | X, θ_old) with an independent loop."""
-    X, new, old = _tiny_problem(h, "full", 3, n=4, K=2)
+    X, new, old = _tiny_problem("full", 3, n=4, K=2)
     log_joint_new = h.scipy_log_joint(X, *new)
     log_joint_old = h.scipy_log_joint(X, *old)
     log_post = log_joint_old - logsumexp(log_joint_old, axis=1, keepdims=True)
@@ -48,7 +49,7 @@ def test_brute_force_is_literally_the_expectation(h):
     np.testing.assert_allclose(gmmlib.q_function_brute_force(X, *new, *old), total, rtol=1e-12)
 
 
-def test_brute_force_refuses_large_problems(h):
+def test_brute_force_refuses_large_problems():
     rng = np.random.default_rng(4)
     w, m, c = h.random_params(rng, 3, 2)
     X = rng.standard_normal((40, 2))
@@ -57,7 +58,7 @@ def test_brute_force_refuses_large_problems(h):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_complete_data_log_likelihood_is_a_direct_sum(h, covariance_type):
+def test_complete_data_log_likelihood_is_a_direct_sum(covariance_type):
     rng = np.random.default_rng(5)
     K, d, n = 3, 3, 30
     w, m, c = h.random_params(rng, K, d, covariance_type)
@@ -72,7 +73,7 @@ def test_complete_data_log_likelihood_is_a_direct_sum(h, covariance_type):
     np.testing.assert_allclose(got, direct, rtol=1e-12)
 
 
-def test_complete_data_log_likelihood_rejects_bad_labels(h):
+def test_complete_data_log_likelihood_rejects_bad_labels():
     rng = np.random.default_rng(6)
     w, m, c = h.random_params(rng, 2, 2)
     X = rng.standard_normal((4, 2))
@@ -82,7 +83,7 @@ def test_complete_data_log_likelihood_rejects_bad_labels(h):
         gmmlib.complete_data_log_likelihood(X, [0.0, 1.0, 0.0, 0.0], w, m, c)
 
 
-def test_q_is_the_posterior_average_of_the_complete_data_log_likelihood(h):
+def test_q_is_the_posterior_average_of_the_complete_data_log_likelihood():
     """With hard (0/1) responsibilities, Q is the complete-data log-likelihood of those labels."""
     rng = np.random.default_rng(7)
     w, m, c = h.random_params(rng, 3, 2)
@@ -96,7 +97,7 @@ def test_q_is_the_posterior_average_of_the_complete_data_log_likelihood(h):
     )
 
 
-def test_zero_responsibility_times_zero_weight_is_zero_not_nan(h):
+def test_zero_responsibility_times_zero_weight_is_zero_not_nan():
     rng = np.random.default_rng(8)
     _, m, c = h.random_params(rng, 2, 2)
     X = rng.standard_normal((5, 2))
@@ -107,7 +108,7 @@ def test_zero_responsibility_times_zero_weight_is_zero_not_nan(h):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_em_inequality_behind_the_monotone_likelihood(h, covariance_type):
+def test_em_inequality_behind_the_monotone_likelihood(covariance_type):
     """L(θ) − L(θ_old) >= Q(θ, θ_old) − Q(θ_old, θ_old) for any θ (Gibbs' inequality)."""
     rng = np.random.default_rng(9)
     K, d, n = 3, 2, 40

@@ -5,9 +5,10 @@ scikit-learn is a test-only dependency; these tests are skipped without it.
 
 import warnings
 
+import helpers as h
 import numpy as np
 import pytest
-from conftest import COV_TYPES
+from helpers import COV_TYPES
 
 import gmmlib
 
@@ -25,7 +26,7 @@ def _one_thread():
         yield
 
 
-def _problem(h, covariance_type, seed=81, n=150, K=3, d=3):
+def _problem(covariance_type, seed=81, n=150, K=3, d=3):
     rng = np.random.default_rng(seed)
     X, _, _ = h.blobs(rng, n, K, d, spread=2.5)
     # a deliberately rough start: one M-step from soft responsibilities around K random
@@ -38,7 +39,7 @@ def _problem(h, covariance_type, seed=81, n=150, K=3, d=3):
     return X, (w, m, c)
 
 
-def _fit_both(h, X, start, covariance_type, *, max_iter, tol, reg_covar=1e-6):
+def _fit_both(X, start, covariance_type, *, max_iter, tol, reg_covar=1e-6):
     w, m, c = start
     K = len(w)
     ours = gmmlib.GaussianMixture(
@@ -73,9 +74,9 @@ def _fit_both(h, X, start, covariance_type, *, max_iter, tol, reg_covar=1e-6):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_same_start_same_iterations_same_parameters(h, covariance_type):
-    X, start = _problem(h, covariance_type)
-    ours, theirs = _fit_both(h, X, start, covariance_type, max_iter=25, tol=0.0)
+def test_same_start_same_iterations_same_parameters(covariance_type):
+    X, start = _problem(covariance_type)
+    ours, theirs = _fit_both(X, start, covariance_type, max_iter=25, tol=0.0)
     assert ours.n_iter_ == theirs.n_iter_ == 25
     assert not ours.converged_ and not theirs.converged_
     np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-8, atol=1e-10)
@@ -88,18 +89,18 @@ def test_same_start_same_iterations_same_parameters(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_one_iteration_agrees_to_rounding(h, covariance_type):
-    X, start = _problem(h, covariance_type, seed=82)
-    ours, theirs = _fit_both(h, X, start, covariance_type, max_iter=1, tol=0.0, reg_covar=0.0)
+def test_one_iteration_agrees_to_rounding(covariance_type):
+    X, start = _problem(covariance_type, seed=82)
+    ours, theirs = _fit_both(X, start, covariance_type, max_iter=1, tol=0.0, reg_covar=0.0)
     np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-12)
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_with_a_tolerance_both_stop_on_the_same_iteration(h, covariance_type):
-    X, start = _problem(h, covariance_type, seed=83)
-    ours, theirs = _fit_both(h, X, start, covariance_type, max_iter=500, tol=1e-6)
+def test_with_a_tolerance_both_stop_on_the_same_iteration(covariance_type):
+    X, start = _problem(covariance_type, seed=83)
+    ours, theirs = _fit_both(X, start, covariance_type, max_iter=500, tol=1e-6)
     assert ours.converged_ and theirs.converged_
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.n_iter_ > 2  # the start was rough: EM had work to do
@@ -107,9 +108,9 @@ def test_with_a_tolerance_both_stop_on_the_same_iteration(h, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_predictions_and_scores_equal_sklearns_for_the_same_parameters(h, covariance_type):
-    X, start = _problem(h, covariance_type, seed=84)
-    ours, theirs = _fit_both(h, X, start, covariance_type, max_iter=10, tol=0.0)
+def test_predictions_and_scores_equal_sklearns_for_the_same_parameters(covariance_type):
+    X, start = _problem(covariance_type, seed=84)
+    ours, theirs = _fit_both(X, start, covariance_type, max_iter=10, tol=0.0)
     # give scikit-learn exactly our fitted parameters
     theirs.weights_ = ours.weights_.copy()
     theirs.means_ = ours.means_.copy()

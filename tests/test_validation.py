@@ -292,7 +292,7 @@ def test_collapse_onto_a_line_is_named_not_fitted(n_line):
 
 
 def test_an_ill_scaled_but_valid_covariance_is_not_called_collapsed():
-    from gmmlib.gaussian import _check_not_collapsed
+    from gmmlib._gaussian import _check_not_collapsed
 
     # variances 1e12 and 1 with correlation 0.5: badly scaled, far from singular
     cov = np.array([[[1e12, 0.5e6], [0.5e6, 1.0]]])
@@ -304,7 +304,7 @@ def test_an_ill_scaled_but_valid_covariance_is_not_called_collapsed():
 def test_a_positive_definite_but_rounding_singular_covariance_is_called_collapsed(
     covariance_type,
 ):
-    from gmmlib.gaussian import _check_not_collapsed
+    from gmmlib._gaussian import _check_not_collapsed
 
     # Cholesky succeeds (eigenvalues ~2 and ~5e-16), yet the samples lie on a line
     cov = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-15]])

@@ -1,4 +1,4 @@
-"""GaussianMixture: the EM loop of chapter 7, run on the blocked engine of gmmlib.engine."""
+"""GaussianMixture: the EM loop of chapter 7, run on the blocked engine of gmmlib._engine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import warnings
 import numpy as np
 from scipy.special import logsumexp
 
+from ._e_step import _e_step
+from ._engine import EMEngine
+from ._gaussian import _check_not_collapsed, precision_cholesky
+from ._init import INIT_METHODS, initial_responsibilities
+from ._m_step import _m_step
+from ._mixture import _log_joint, sample_mixture
 from ._validation import (
     check_covariance_type,
     check_covariances,
@@ -19,12 +25,6 @@ from ._validation import (
     check_sample_weight,
     check_weights,
 )
-from .e_step import _e_step
-from .engine import EMEngine
-from .gaussian import _check_not_collapsed, precision_cholesky
-from .init import INIT_METHODS, initial_responsibilities
-from .m_step import _m_step
-from .mixture import _log_joint, sample_mixture
 
 
 class ConvergenceWarning(UserWarning):
@@ -38,10 +38,10 @@ class NotFittedError(ValueError, AttributeError):
 class GaussianMixture:
     r"""A Gaussian mixture fitted by Expectation-Maximisation.
 
-    Each iteration is the E-step of :func:`gmmlib.e_step.log_responsibilities`
-    (:eq:`eq-responsibility`) followed by the M-step of :func:`gmmlib.m_step.m_step`
+    Each iteration is the E-step of :func:`gmmlib.log_responsibilities`
+    (:eq:`eq-responsibility`) followed by the M-step of :func:`gmmlib.m_step`
     (:eq:`eq-weights-update`, :eq:`eq-means-update`, :eq:`eq-covariances-update`),
-    computed by :class:`gmmlib.engine.EMEngine` in one blocked pass over the data
+    computed by :class:`gmmlib.EMEngine` in one blocked pass over the data
     (tested equal to those functions to 1e-10); the estimator runs the loop, tests
     convergence and keeps the best of ``n_init`` starts. Arguments and attributes
     follow scikit-learn's ``GaussianMixture``, so from the same start both run the
@@ -61,7 +61,7 @@ class GaussianMixture:
     n_init : int, default 1
         Number of starts; the fit with the highest final log-likelihood is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
-        See :func:`gmmlib.init.initial_responsibilities`.
+        See :func:`gmmlib.initial_responsibilities`.
     weights_init, means_init, covariances_init : array_like, optional
         User-given starting parameters; ``covariances_init`` is shaped as
         ``covariances_`` for the covariance type.
@@ -93,7 +93,7 @@ class GaussianMixture:
     Notes
     -----
     ``sample_weight`` in :meth:`fit` scales every responsibility
-    :math:`\gamma_{ik}` by :math:`w_i` (see :mod:`gmmlib.m_step`), so integer
+    :math:`\gamma_{ik}` by :math:`w_i` (see :func:`gmmlib.m_step`), so integer
     weights are the same as repeated rows.
     """
 
@@ -225,9 +225,9 @@ class GaussianMixture:
     def _run_em(self, X, sample_weight, params):
         """EM from ``params``; returns a dict of everything a fit sets.
 
-        The iterations run on :class:`gmmlib.engine.EMEngine`: the same E-step
-        (:func:`gmmlib.e_step.log_responsibilities`) and M-step
-        (:func:`gmmlib.m_step.m_step`) in one blocked pass over the data.
+        The iterations run on :class:`gmmlib.EMEngine`: the same E-step
+        (:func:`gmmlib.log_responsibilities`) and M-step
+        (:func:`gmmlib.m_step`) in one blocked pass over the data.
         """
         cov_type = self.covariance_type
         weights, means, covariances = params

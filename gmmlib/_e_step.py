@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ._mixture import _log_joint, _prepare
 from ._validation import check_sample_weight
-from .mixture import _log_joint, _prepare
 
 
 def _e_step(X, weights, means, prec_chol, covariance_type):

@@ -1,6 +1,6 @@
 r"""A fast EM engine: the same iterations as the formula functions, in one blocked pass.
 
-The formula functions (:mod:`gmmlib.e_step`, :mod:`gmmlib.m_step`) are the
+The formula functions (:func:`gmmlib.responsibilities`, :func:`gmmlib.m_step`) are the
 readable reference, one per equation of the book. :class:`EMEngine` computes
 exactly the same EM iterations (to rounding), fast and in memory that does not
 grow with the number of samples. :class:`gmmlib.GaussianMixture` fits through it.
@@ -73,9 +73,9 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 from scipy.linalg import lapack
 
+from ._gaussian import LOG_2PI, _log_det_precision_cholesky
+from ._m_step import _NK_FLOOR
 from ._validation import check_covariance_type, check_nonnegative
-from .gaussian import LOG_2PI, _log_det_precision_cholesky
-from .m_step import _NK_FLOOR
 
 #: Rows per block when not given. NumPy's kernel: the block's working arrays take
 #: about 4 MiB (measured here: smaller blocks pay more in NumPy's per-call overhead
@@ -245,7 +245,7 @@ class EMEngine:
     prec_chol)`` and returns the mean log-likelihood of those parameters
     (weighted by ``sample_weight``) together with the new ``(weights, means,
     covariances)``: the same numbers as
-    :func:`gmmlib.m_step.m_step` applied to :func:`gmmlib.e_step.responsibilities`.
+    :func:`gmmlib.m_step` applied to :func:`gmmlib.responsibilities`.
     Extra memory is a few blocks per thread, whatever ``n_samples`` is.
 
     Used as a context manager, the engine holds BLAS to one thread from its

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ._gaussian import _log_component_densities, precision_cholesky
 from ._validation import (
     check_covariance_type,
     check_covariances,
@@ -22,7 +23,6 @@ from ._validation import (
     check_means,
     check_weights,
 )
-from .gaussian import _log_component_densities, precision_cholesky
 
 
 def check_parameters(weights, means, covariances, covariance_type, n_features=None):

@@ -25,10 +25,10 @@ import itertools
 
 import numpy as np
 
+from ._e_step import _e_step
+from ._m_step import _check_resp
+from ._mixture import _log_joint, _prepare
 from ._validation import check_data
-from .e_step import _e_step
-from .m_step import _check_resp
-from .mixture import _log_joint, _prepare
 
 #: Largest number of assignments :func:`q_function_brute_force` will enumerate.
 MAX_BRUTE_FORCE_ASSIGNMENTS = 2_000_000

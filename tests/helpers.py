@@ -1,28 +1,20 @@
-"""Shared helpers for the gmmlib test-suite.
+"""Shared helpers for the gmmlib package tests (a plain module, not a conftest).
 
 The helpers here are *independent* of gmmlib: they build random problems and
 expand parameters with plain NumPy/SciPy, so the tests compare gmmlib against
-computations that do not share its code. Tests reach them through the ``h``
-fixture (``h.random_spd(...)``), which works whatever pytest's import mode.
+computations that do not share its code. Tests import it as ``import helpers as h``
+(``pyproject.toml`` puts ``tests/`` on pytest's ``pythonpath``).
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
+#: The four covariance types, in the order the tests are parametrised.
 COV_TYPES = ("full", "diag", "spherical", "tied")
-
-
-@pytest.fixture(scope="session")
-def h():
-    """This module, so tests can call ``h.random_params(...)`` and friends."""
-    return sys.modules[__name__]
 
 
 # -- random problems -------------------------------------------------------------------
