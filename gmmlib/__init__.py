@@ -33,7 +33,12 @@ from ._q_function import (
     q_gradient_weights,
 )
 from .article import article_parameters, article_samples
-from .equations import EQUATIONS
+from .equations import EQUATIONS as _EQUATIONS
+
+#: The book's key equations by label (``"eq-responsibility"``, ...). Each value is
+#: an :class:`gmmlib.equations.Equation` that names the chapter deriving it, a
+#: one-line title, and the functions implementing it.
+EQUATIONS = _EQUATIONS
 
 __version__ = "0.1.0"
 

@@ -51,7 +51,7 @@ thread each through threadpoolctl and restored afterwards.
 
 Two kernels compute a block: the NumPy one described above (``backend="numpy"``),
 and, when Numba is installed, the same arithmetic compiled in
-:mod:`gmmlib._kernels` (``backend="numba"``, the default then). The compiled
+``gmmlib._kernels`` (``backend="numba"``, the default then). The compiled
 kernel keeps the matrix products in BLAS and fuses the elementwise passes, and
 one call runs all of a thread's blocks without the GIL. It runs an iteration
 about twice as fast (see ``benchmarks/``). Both are tested against the formula
@@ -228,13 +228,13 @@ class EMEngine:
         Non-negative weight per sample; ``None`` means all ones.
     block_size : int, optional
         Rows per block; by default sized for the cache (see
-        :func:`default_block_size`, at most 4096 rows), so a small problem is a
+        ``default_block_size``, at most 4096 rows), so a small problem is a
         single block.
     n_threads : int, optional
         Threads taking alternate blocks; default 2 (or 1 on a single core, or
         without threadpoolctl).
     backend : {"auto", "numba", "numpy"}, default "auto"
-        The block kernel: compiled by Numba (:mod:`gmmlib._kernels`) or NumPy
+        The block kernel: compiled by Numba (``gmmlib._kernels``) or NumPy
         calls. "auto" takes Numba when it is installed. The compiled kernel
         reads NumPy arrays and memmaps of float64 or float32; other inputs
         (and Dask chunks of other types) go through the NumPy kernel.

@@ -121,7 +121,7 @@ def q_function_brute_force(
     r"""The Q function as defined, a sum over all K^N assignments (:eq:`eq-q-definition`).
 
     Only for tiny data: it enumerates every assignment Z and refuses more than
-    :data:`MAX_BRUTE_FORCE_ASSIGNMENTS` of them.
+    ``MAX_BRUTE_FORCE_ASSIGNMENTS`` of them.
 
     Parameters
     ----------
