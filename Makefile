@@ -1,4 +1,5 @@
-# The README's commands. Each target creates .venv and installs what it needs on first use.
+# The README's commands. Each target creates .venv and installs what it needs on first use
+# (check-nonumba: its own .venv-nonumba).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb chapters/*/*.ipynb))
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: install book check test test-book lint execute lab bench clean
+.PHONY: install book check check-nonumba test test-book lint execute lab bench clean
 
 install: $(STAMP)
 
@@ -25,16 +26,37 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
-## make check: the fast loop: lint, then the package tests and gmmlib's doctests (no book,
-## no browser, the tests marked slow left out)
+## make check: the fast loop: lint, then the package tests (tests/*.py), gmmlib's doctests
+## and the example of gmmlib/README.md (pyproject's testpaths); no book, no browser, and
+## the tests marked slow left out
 check: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## make check-nonumba: the package tests once more without Numba (and without Dask), as a
+## `pip install gmmlib[test]` user gets them: every engine test runs the NumPy kernel.
+## A second venv holds gmmlib, its `test` extra and nothing else, at requirements.txt's
+## versions (a constraints file: requirements.txt minus numba and llvmlite).
+NONUMBA       := .venv-nonumba
+NONUMBA_BIN   := $(NONUMBA)/bin
+NONUMBA_STAMP := $(NONUMBA)/.installed
+$(NONUMBA_STAMP): requirements.txt pyproject.toml
+	test -x $(NONUMBA_BIN)/python || $(PYTHON) -m venv $(NONUMBA)
+	$(NONUMBA_BIN)/python -m pip install --quiet --upgrade pip
+	grep -Ev '^(numba|llvmlite)==' requirements.txt > $(NONUMBA)/constraints.txt
+	$(NONUMBA_BIN)/python -m pip install --quiet -c $(NONUMBA)/constraints.txt -e ".[test]"
+	touch $(NONUMBA_STAMP)
+
+check-nonumba: $(NONUMBA_STAMP)
+	@if $(NONUMBA_BIN)/python -c "import numba" 2>/dev/null; then \
+	  echo "$(NONUMBA) has numba installed; it must not (rm -rf $(NONUMBA))" >&2; exit 1; fi
+	$(NONUMBA_BIN)/python -m pytest -q -m "not slow" tests gmmlib
+
 ## make test: everything: lint, the package tests (slow ones included), the book build,
-## then the book's checks: every notebook re-executed by nbval in strict mode (each code
-## cell's fresh outputs must equal its stored ones, after tests/book/nbval_sanitize.cfg;
-## nbval compares the text of outputs, not images), the equation pairing, the browser test.
-## --nbval-current-env runs each notebook's kernel with this venv's interpreter.
+## then `make test-book`, the book's checks (tests/book/ and chapters/): every notebook
+## re-executed by nbval in strict mode (each code cell's fresh outputs must equal its stored
+## ones, after tests/book/nbval_sanitize.cfg; nbval compares the text of outputs, not
+## images), the notebooks stored executed, the equation pairing, the API page, the browser
+## test. --nbval-current-env runs each notebook's kernel with this venv's interpreter.
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=120 \
   --nbval-sanitize-with=tests/book/nbval_sanitize.cfg
 test: $(STAMP) lint
@@ -69,7 +91,8 @@ lab: $(STAMP)
 bench: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_em.py
 
+## make clean: the build and the caches (not the venvs .venv and .venv-nonumba)
 clean:
 	rm -rf _build .pytest_cache .hypothesis .ruff_cache
-	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
-	find . -name .ipynb_checkpoints -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	find . -name __pycache__ -not -path './$(VENV)/*' -not -path './$(NONUMBA)/*' -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -not -path './$(VENV)/*' -not -path './$(NONUMBA)/*' -prune -exec rm -rf {} +

@@ -1,10 +1,16 @@
-"""pytest's root configuration: what `--doctest-modules` may import.
+"""pytest's root configuration: which modules of gmmlib ``--doctest-modules`` may import.
 
-gmmlib/_kernels.py imports Numba at import time; Numba is optional (gmmlib[fast]),
-so without it that module is not collected for doctests. (CI runs the package tests
-once without Numba, to exercise the NumPy kernel the README promises.)
+gmmlib/_dask.py imports Dask, which is optional (gmmlib[dask]); without Dask that module
+is not collected for its doctests (the tests that need Dask skip themselves). Numba is
+optional too (gmmlib[fast]), but gmmlib/_kernels.py imports without it. `make
+check-nonumba` runs the package tests with neither, as `pip install gmmlib[test]` gives them.
 """
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("numba") else ["gmmlib/_kernels.py"]
+# module -> the optional package it imports when imported
+OPTIONAL = {"gmmlib/_dask.py": "dask"}
+
+collect_ignore = [
+    path for path, package in OPTIONAL.items() if importlib.util.find_spec(package) is None
+]

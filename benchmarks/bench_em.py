@@ -1,66 +1,95 @@
-"""Time one EM iteration of gmmlib against scikit-learn and a textbook loop.
+"""Time EM iterations of gmmlib, scikit-learn and plain loops; write the results as JSON.
 
-Every implementation starts from the same parameters (weights, means and full
-covariances drawn once per size; scikit-learn gets them as ``weights_init``,
-``means_init`` and ``precisions_init``), runs the same number of iterations with
-``tol=0`` and the same ``reg_covar``, and the final means are compared so that
-the timings are of the same computation.
+This script only measures. ``benchmarks/report.py`` turns its JSON into the table, the chart
+and the target checks (the book's chapters 10 and 11 and the README use that module).
+
+What is measured
+----------------
+A list of cases crossed with a list of implementations. A case is a problem size
+(N samples, K components, d features), a covariance type and what is timed (``"fit"``: EM
+iterations), with its iteration counts and its number of rounds; every implementation that
+supports the case is timed on it. To add a row (another covariance type, another size), add a
+:class:`Case` to ``CASES``; to add a column, add an :class:`Implementation` to
+``IMPLEMENTATIONS``.
+
+Every implementation starts from the same parameters (weights, means and covariances drawn once
+per case), runs the same number of iterations with ``tol=0`` and the same ``reg_covar``, and the
+final means are compared with gmmlib's, so that the timings are of the same computation.
 
 Implementations
 ---------------
-gmmlib           ``gmmlib.GaussianMixture.fit`` (the blocked engine, gmmlib/engine.py)
+gmmlib           ``gmmlib.GaussianMixture.fit`` (it iterates on ``gmmlib.EMEngine``)
 scikit-learn     ``sklearn.mixture.GaussianMixture.fit``
 gmmlib-formulas  the plain vectorised loop of gmmlib's formula functions:
                  ``responsibilities`` then ``m_step``, as the book writes EM
-textbook         densities from ``scipy.stats.multivariate_normal.pdf``, a Python
-                 loop over components (written below)
-gmmlib-engine    the engine's iterations alone (``EMEngine.step``), without the
-                 estimator's validation, initialisation and final prediction; its
-                 block kernels compiled by Numba when installed (as gmmlib uses them)
+textbook         densities from ``scipy.stats.multivariate_normal.pdf``, a Python loop over
+                 components (written below; full covariances only)
+gmmlib-engine    the engine's iterations alone (``EMEngine.step``), without the estimator's
+                 checks and start; its block kernel compiled by Numba when installed
 engine-numpy     the same iterations with the engine's NumPy block kernel
                  (``backend="numpy"``, what gmmlib uses without Numba)
 
-How it is measured
+How a fit is timed
 ------------------
-* Seconds per iteration of a ``fit`` are the time the fit spends in its EM
-  iterations divided by their number: for gmmlib the calls of
-  ``EMEngine.step`` (one per iteration), for scikit-learn its ``_e_step`` and
-  ``_m_step`` calls in the loop (wrapped with a timer during the fit). What a
-  fit does once (input checks, initialisation, the final log-likelihood or
-  E-step, prediction) is left out; ``fit_seconds_per_iteration`` is the whole
-  ``fit`` divided by the iterations. The loops (formulas, textbook, engine)
-  are timed whole. All implementations are timed in turn, in a few
-  interleaved rounds, and each keeps its best time (the minimum is the least
-  disturbed by other work on a shared machine; the load average is recorded).
-* Peak memory is the peak of ``tracemalloc`` during one separate fit (or
-  loop) above what was allocated before it: NumPy reports its array
-  allocations to tracemalloc, BLAS work buffers are not included.
-* The compute limit: an EM iteration with full covariances needs about
-  4·N·K·d² floating-point operations (2·N·K·d² for the whitened vectors of the
-  E-step, as many for the scatter matrices of the M-step). The benchmark times
-  a large float64 matrix product on all cores and reports which fraction of
-  that rate gmmlib reaches at the largest size run.
+A call of ``fit`` does some work once: it checks its input, sets up the start, and after the
+last iteration computes a final E-step (and scikit-learn the labels). Both fits are called
+through their public API only, started from the same parameters (``weights_init``,
+``means_init``, and ``covariances_init`` for gmmlib, ``precisions_init`` for scikit-learn) with
+``tol=0``, so each runs exactly ``max_iter`` iterations. Each is timed whole twice, at
+``max_iter=n`` and at ``max_iter=1``, and::
+
+    seconds per iteration = (T(n) - T(1)) / (n - 1)
+
+The one-off work is the same in both calls and cancels; what remains is n - 1 iterations of
+the fit's own loop, convergence test included. Nothing inside either library is patched,
+wrapped or counted, so the benchmark survives their refactorings. Neither estimator accepts
+``max_iter=0``, and measuring the one-off work on its own would need their private parts;
+the price of the difference is one more (short) fit per round. The whole fit divided by n is
+kept as well (``fit_seconds_per_iteration``). The loops (formulas, textbook, engine) start from
+the given parameters and stop after the last M-step: they have no one-off work to remove and
+are timed whole, T(n) / n. The convergence warnings of ``tol=0`` are silenced (those only).
+
+Rounds
+------
+Every implementation is timed the same number of times: the case's ``rounds`` (``--rounds``
+overrides it). A round times each implementation once (a fit once at n and once at 1), in an
+order that rotates from round to round, so that a burst of load from other work on a shared
+machine hits all implementations alike; each keeps its best time of the rounds (the minimum is
+the least disturbed; the load average is recorded). Before the rounds, every implementation
+runs once on a few rows, so that no round pays for imports or Numba's compilation.
+
+Memory and the compute limit
+----------------------------
+* Peak memory: the peak of ``tracemalloc`` during one separate run (n iterations) above what
+  was allocated before it. NumPy reports its array allocations to tracemalloc; BLAS work
+  buffers are not included.
+* The compute limit: an EM iteration with full covariances needs about 4·N·K·d²
+  floating-point operations (2·N·K·d² for the whitened vectors of the E-step, as many for the
+  scatter matrices of the M-step; stored per case as ``flops_per_iteration``). The benchmark
+  times a float64 3000 × 3000 matrix product on all cores before and after the cases; the
+  report divides by the better rate.
 
 Usage::
 
-    python benchmarks/bench_em.py                       # all three sizes
+    python benchmarks/bench_em.py                        # all cases, results/bench_em.json
     python benchmarks/bench_em.py --sizes small,medium --iterations 10
-    python benchmarks/bench_em.py --quick               # a smoke run, nothing written
+    python benchmarks/bench_em.py --quick                # tiny sizes, 2 rounds, nothing written
+    python benchmarks/bench_em.py --quick --output /tmp/bench.json
 
 OpenBLAS: on some processors the environment sets ``OPENBLAS_CORETYPE`` (and
-``OPENBLAS_L2_SIZE``) for old OpenBLAS builds; they slow a current NumPy. For a
-benchmark, unset both for that command alone::
+``OPENBLAS_L2_SIZE``) for old OpenBLAS builds; they slow a current NumPy. For a benchmark,
+unset both for that command alone (``make bench`` does)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_em.py
 
-The BLAS kernel that runs is printed (threadpoolctl) and stored in the result.
+The BLAS that runs is printed (threadpoolctl) and stored in the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import functools
 import gc
 import json
 import os
@@ -69,7 +98,8 @@ import sys
 import time
 import tracemalloc
 import warnings
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,56 +107,104 @@ import scipy
 from scipy.stats import multivariate_normal
 
 import gmmlib
-from gmmlib import GaussianMixture, m_step, precision_cholesky, responsibilities
-from gmmlib._engine import EMEngine
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUTPUT = HERE / "results" / "bench_em.json"
-REG_COVAR = 1e-6
+if str(HERE) not in sys.path:  # report.py, when this file is imported rather than run
+    sys.path.insert(0, str(HERE))
+import report  # noqa: E402  (the reporting half, benchmarks/report.py)
 
-# name: (n_samples, n_components, n_features, iterations, textbook iterations, rounds)
-SIZES = {
-    "small": (2_000, 3, 2, 50, 50, 5),
-    "medium": (100_000, 8, 8, 10, 5, 3),
-    "large": (1_000_000, 16, 16, 3, 1, 3),
-}
-QUICK = {
-    "small": (2_000, 3, 2, 10, 10, 2),
-    "medium": (100_000, 8, 8, 3, 2, 1),
-}
-ALL_IMPLEMENTATIONS = (
-    "gmmlib",
-    "scikit-learn",
-    "gmmlib-formulas",
-    "textbook",
-    "gmmlib-engine",
-    "engine-numpy",
+DEFAULT_OUTPUT = report.DEFAULT_JSON
+REG_COVAR = 1e-6
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+MATMUL_N = 3000
+
+
+# -- cases ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One row group of the result: a problem, what is timed, how often."""
+
+    name: str
+    n_samples: int
+    n_components: int
+    n_features: int
+    iterations: int  # EM iterations per timed run (at least 2: fits are timed by difference)
+    slow_iterations: int  # iterations of the slow implementations (the textbook loop)
+    rounds: int  # timed runs per implementation, the best is kept
+    covariance_type: str = "full"
+    operation: str = "fit"  # what is timed: "fit" = EM iterations
+
+    @property
+    def flops_per_iteration(self) -> float | None:
+        """Floating-point operations of one EM iteration (full covariances: 4·N·K·d²)."""
+        if self.operation == "fit" and self.covariance_type == "full":
+            return 4.0 * self.n_samples * self.n_components * self.n_features**2
+        return None
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "flops_per_iteration": self.flops_per_iteration}
+
+
+CASES = (
+    Case("small", 2_000, 3, 2, iterations=50, slow_iterations=50, rounds=5),
+    Case("medium", 100_000, 8, 8, iterations=10, slow_iterations=5, rounds=3),
+    Case("large", 1_000_000, 16, 16, iterations=3, slow_iterations=1, rounds=3),
+)
+#: --quick: tiny problems under the same names, few iterations and rounds (a smoke test).
+QUICK_CASES = (
+    Case("small", 2_000, 3, 2, iterations=5, slow_iterations=5, rounds=2),
+    Case("medium", 10_000, 4, 4, iterations=3, slow_iterations=2, rounds=2),
 )
 
 
-# -- problems ----------------------------------------------------------------------------
-def make_problem(n_samples, n_components, n_features, seed=0):
-    """Data from a random mixture, and one shared starting point (w, μ, Σ)."""
+# -- problems ------------------------------------------------------------------------------
+@dataclass
+class Problem:
+    """The data of a case and the one start every implementation begins from."""
+
+    X: np.ndarray
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray  # shaped for the covariance type, as in scikit-learn
+    precisions: np.ndarray  # their inverses, as scikit-learn's precisions_init wants them
+
+    def rows(self, n: int) -> Problem:
+        """The same start on the first n rows (for the warm-up)."""
+        return dataclasses.replace(self, X=self.X[:n])
+
+
+def make_problem(case: Case, seed: int = 0) -> Problem:
+    """Data from a random mixture, and one shared start (w, μ, Σ)."""
     rng = np.random.default_rng(seed)
-    K, d = n_components, n_features
+    N, K, d = case.n_samples, case.n_components, case.n_features
     centres = rng.normal(scale=4.0, size=(K, d))
     A = rng.normal(size=(K, d, d)) / np.sqrt(d)
     covariances = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
     weights = rng.dirichlet(np.full(K, 5.0))
-    X, _ = gmmlib.sample_mixture(n_samples, weights, centres, covariances, "full", rng)
+    X, _ = gmmlib.sample_mixture(N, weights, centres, covariances, "full", rng)
     # The start: equal weights, K data points as means, the data covariance for all.
-    start_means = X[rng.choice(n_samples, size=K, replace=False)]
-    start_cov = np.cov(X.T).reshape(d, d) + 0.1 * np.eye(d)
-    start = (np.full(K, 1.0 / K), start_means, np.repeat(start_cov[None], K, axis=0))
-    return X, start
+    means = X[rng.choice(N, size=K, replace=False)]
+    cov = np.cov(X.T).reshape(d, d) + 0.1 * np.eye(d)
+    start_cov = {
+        "full": np.repeat(cov[None], K, axis=0),
+        "tied": cov,
+        "diag": np.repeat(np.diag(cov)[None], K, axis=0),
+        "spherical": np.full(K, np.diag(cov).mean()),
+    }[case.covariance_type]
+    full_or_tied = case.covariance_type in ("full", "tied")
+    precisions = np.linalg.inv(start_cov) if full_or_tied else 1.0 / start_cov
+    return Problem(X, case.covariance_type, np.full(K, 1.0 / K), means, start_cov, precisions)
 
 
 # -- the implementations -------------------------------------------------------------------
-def textbook_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR):
+def textbook_em(problem: Problem, n_iter: int):
     """EM as a textbook writes it: densities, then the three updates, component by component."""
+    X = problem.X
     N, d = X.shape
+    weights, means = problem.weights.copy(), problem.means.copy()
+    covariances = problem.covariances.copy()
     K = weights.shape[0]
-    weights, means, covariances = weights.copy(), means.copy(), covariances.copy()
     for _ in range(n_iter):
         dens = np.empty((N, K))
         for k in range(K):
@@ -137,126 +215,121 @@ def textbook_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR):
         for k in range(K):
             means[k] = resp[:, k] @ X / nk[k]
             diff = X - means[k]
-            covariances[k] = (resp[:, k, None] * diff).T @ diff / nk[k] + reg_covar * np.eye(d)
+            covariances[k] = (resp[:, k, None] * diff).T @ diff / nk[k] + REG_COVAR * np.eye(d)
     return weights, means, covariances
 
 
-def formulas_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR):
+def formulas_em(problem: Problem, n_iter: int):
     """The plain vectorised EM of the book: gmmlib's formula functions in a loop."""
+    X, cov_type = problem.X, problem.covariance_type
+    weights, means, covariances = problem.weights, problem.means, problem.covariances
     for _ in range(n_iter):
-        resp = responsibilities(X, weights, means, covariances, "full")
-        weights, means, covariances = m_step(X, resp, "full", reg_covar)
+        resp = gmmlib.responsibilities(X, weights, means, covariances, cov_type)
+        weights, means, covariances = gmmlib.m_step(X, resp, cov_type, REG_COVAR)
     return weights, means, covariances
 
 
-def engine_em(X, weights, means, covariances, n_iter, reg_covar=REG_COVAR, backend="auto"):
-    """The engine's iterations alone, as GaussianMixture._run_em drives them."""
-    engine = EMEngine(X, "full", reg_covar, backend=backend)
-    with engine:
+def engine_em(problem: Problem, n_iter: int, backend: str = "auto"):
+    """The engine's iterations alone, as GaussianMixture.fit drives them."""
+    cov_type = problem.covariance_type
+    weights, means, covariances = problem.weights, problem.means, problem.covariances
+    with gmmlib.EMEngine(problem.X, cov_type, REG_COVAR, backend=backend) as engine:
         for _ in range(n_iter):
-            prec_chol = precision_cholesky(covariances, "full")
+            prec_chol = gmmlib.precision_cholesky(covariances, cov_type)
             _, weights, means, covariances = engine.step(weights, means, prec_chol)
     return weights, means, covariances
 
 
-@contextmanager
-def timed(cls, name, log):
-    """Patch ``cls.name`` with a wrapper that appends the duration of every call to ``log``."""
-    had_own = name in cls.__dict__
-    original = getattr(cls, name)
-
-    @functools.wraps(original)
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            log.append(time.perf_counter() - t0)
-
-    setattr(cls, name, wrapper)
-    try:
-        yield log
-    finally:
-        if had_own:
-            setattr(cls, name, original)
-        else:
-            delattr(cls, name)
+def engine_numpy_em(problem: Problem, n_iter: int):
+    return engine_em(problem, n_iter, backend="numpy")
 
 
-def gmmlib_fit(X, start, n_iter):
-    """Fit gmmlib; returns (params, seconds spent in the EM iterations of the fit)."""
-    weights, means, covariances = start
+def gmmlib_fit(problem: Problem, n_iter: int):
+    """``gmmlib.GaussianMixture.fit`` from the problem's start, exactly n_iter iterations."""
+    model = gmmlib.GaussianMixture(
+        len(problem.weights),
+        covariance_type=problem.covariance_type,
+        tol=0.0,
+        reg_covar=REG_COVAR,
+        max_iter=n_iter,
+        weights_init=problem.weights,
+        means_init=problem.means,
+        covariances_init=problem.covariances,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)  # tol=0: expected
+        model.fit(problem.X)
+    assert model.n_iter_ == n_iter
+    return model.weights_, model.means_, model.covariances_
+
+
+def sklearn_fit(problem: Problem, n_iter: int):
+    """``sklearn.mixture.GaussianMixture.fit`` from the same start, exactly n_iter iterations."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
     model = GaussianMixture(
-        len(weights),
-        covariance_type="full",
+        len(problem.weights),
+        covariance_type=problem.covariance_type,
         tol=0.0,
         reg_covar=REG_COVAR,
         max_iter=n_iter,
         init_params="random_from_data",  # unused: all three starting parameters are given
-        weights_init=weights,
-        means_init=means,
-        covariances_init=covariances,
+        weights_init=problem.weights,
+        means_init=problem.means,
+        precisions_init=problem.precisions,
         random_state=0,
     )
-    steps = []
-    with warnings.catch_warnings(), timed(EMEngine, "step", steps):
-        warnings.simplefilter("ignore")
-        model.fit(X)
-    assert len(steps) == n_iter
-    return (model.weights_, model.means_, model.covariances_), sum(steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0: expected
+        model.fit(problem.X)
+    assert model.n_iter_ == n_iter
+    return model.weights_, model.means_, model.covariances_
 
 
-def sklearn_fit(X, start, n_iter):
-    """Fit scikit-learn; returns (params, seconds spent in the EM iterations of the fit)."""
-    from sklearn.mixture import GaussianMixture as SKGaussianMixture
+@dataclass(frozen=True)
+class Implementation:
+    """A column of the result: how to run n EM iterations from a problem's start."""
 
-    weights, means, covariances = start
-    model = SKGaussianMixture(
-        len(weights),
-        covariance_type="full",
-        tol=0.0,
-        reg_covar=REG_COVAR,
-        max_iter=n_iter,
-        init_params="random_from_data",  # unused: all three starting parameters are given
-        weights_init=weights,
-        means_init=means,
-        precisions_init=np.linalg.inv(covariances),
-        random_state=0,
-    )
-    e_steps, m_steps = [], []
-    with (
-        warnings.catch_warnings(),
-        timed(SKGaussianMixture, "_e_step", e_steps),
-        timed(SKGaussianMixture, "_m_step", m_steps),
-    ):
-        warnings.simplefilter("ignore")
-        model.fit(X)
-    # n E-steps and M-steps in the loop, then one more E-step for the final labels
-    assert len(m_steps) == n_iter and len(e_steps) == n_iter + 1
-    return (model.weights_, model.means_, model.covariances_), sum(e_steps[:-1]) + sum(m_steps)
+    name: str
+    run: Callable[[Problem, int], tuple]  # (problem, n_iter) -> (weights, means, covariances)
+    whole_call: bool  # a public call with one-off work: timed by difference (see above)
+    slow: bool = False  # runs the case's slow_iterations
+    covariance_types: tuple[str, ...] = COVARIANCE_TYPES
+    operations: tuple[str, ...] = ("fit",)
+
+    def supports(self, case: Case) -> bool:
+        return case.operation in self.operations and case.covariance_type in self.covariance_types
+
+    def iterations(self, case: Case) -> int:
+        return case.slow_iterations if self.slow else case.iterations
 
 
-FITS = {"gmmlib": gmmlib_fit, "scikit-learn": sklearn_fit}
-LOOPS = {
-    "gmmlib-formulas": formulas_em,
-    "textbook": textbook_em,
-    "gmmlib-engine": engine_em,
-    "engine-numpy": functools.partial(engine_em, backend="numpy"),
-}
+IMPLEMENTATIONS = (
+    Implementation("gmmlib", gmmlib_fit, whole_call=True),
+    Implementation("scikit-learn", sklearn_fit, whole_call=True),
+    Implementation("gmmlib-formulas", formulas_em, whole_call=False),
+    Implementation(
+        "textbook", textbook_em, whole_call=False, slow=True, covariance_types=("full",)
+    ),
+    Implementation("gmmlib-engine", engine_em, whole_call=False),
+    Implementation("engine-numpy", engine_numpy_em, whole_call=False),
+)
+BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
+REFERENCE = "gmmlib"  # the final means of the others are compared with its
 
 
-# -- measuring ------------------------------------------------------------------------------
-def best_time(func, repeats):
-    best, result = np.inf, None
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+# -- measuring -----------------------------------------------------------------------------
+def timed(func):
+    """``(wall seconds, value)`` of one call of ``func()``."""
+    gc.collect()
+    t0 = time.perf_counter()
+    value = func()
+    return time.perf_counter() - t0, value
 
 
-def peak_extra_mib(func):
+def peak_extra_mib(func) -> float:
     """Peak of tracemalloc during ``func()`` above what was traced before it, in MiB."""
     gc.collect()
     tracemalloc.start()
@@ -270,66 +343,73 @@ def peak_extra_mib(func):
     return (peak - before) / 2**20
 
 
-#: Implementations fast enough to be timed a few extra times in every round.
-FAST = ("gmmlib", "gmmlib-engine", "engine-numpy")
+def measure_case(case: Case, impls, rounds: int, memory: bool = True) -> list[dict]:
+    """Time every implementation in ``impls`` on ``case``; one result dict per implementation.
 
-
-def measure_size(impls, X, start, iters, tb_iters, rounds, measure_memory=True):
-    """Time every implementation in interleaved rounds; the best of all rounds is kept.
-
-    Interleaving means a burst of load from other work on a shared machine hits
-    all implementations alike, and taking the minimum keeps the quietest run.
-    Returns {impl: (seconds per iteration, fit seconds per iteration or None,
-    peak MiB, final params, iterations)}.
+    ``rounds`` rounds, each timing every implementation once (a whole call at n and at 1
+    iteration), in an order rotated by one from round to round; the best of the rounds is kept.
     """
-    n_iters = {impl: tb_iters if impl == "textbook" else iters for impl in impls}
-    best = {impl: {"iterations": np.inf, "total": np.inf, "params": None} for impl in impls}
-    for _ in range(rounds):
-        for impl in impls:
-            n_iter = n_iters[impl]
-            for _ in range(3 if impl in FAST else 1):
-                gc.collect()
-                t0 = time.perf_counter()
-                if impl in FITS:
-                    params, in_iterations = FITS[impl](X, start, n_iter)
-                else:
-                    params = LOOPS[impl](X, *start, n_iter)
-                total = time.perf_counter() - t0
-                in_iterations = in_iterations if impl in FITS else total
-                b = best[impl]
-                b["iterations"] = min(b["iterations"], in_iterations)
-                b["total"] = min(b["total"], total)
-                b["params"] = params
-    out = {}
+    problem = make_problem(case)
+    warm = problem.rows(min(case.n_samples, 500))
+    for impl in impls:  # imports, Numba's compilation, first-touch of the code paths
+        impl.run(warm, 1)
+    runs = {impl.name: {"n": [], "1": []} for impl in impls}
+    params = {}
+    for r in range(rounds):
+        for impl in impls[r % len(impls) :] + impls[: r % len(impls)]:
+            n = impl.iterations(case)
+            t, params[impl.name] = timed(lambda i=impl, n=n: i.run(problem, n))
+            runs[impl.name]["n"].append(t)
+            if impl.whole_call:
+                runs[impl.name]["1"].append(timed(lambda i=impl: i.run(problem, 1))[0])
+    results = []
     for impl in impls:
-        n_iter, b = n_iters[impl], best[impl]
-        if impl in FITS:
-
-            def run(f=FITS[impl], n=n_iter):
-                return f(X, start, n)
-
-            fit_per_iter = b["total"] / n_iter
+        n, t = impl.iterations(case), runs[impl.name]
+        row = {
+            "case": case.name,
+            "implementation": impl.name,
+            "iterations": n,
+            "best_of": rounds,
+            "timing": "fit difference" if impl.whole_call else "loop",
+            "seconds_runs": t["n"],
+        }
+        if impl.whole_call:
+            difference = min(t["n"]) - min(t["1"])
+            per_iteration = difference / (n - 1)
+            row["seconds_runs_1_iteration"] = t["1"]
+            row["fit_seconds_per_iteration"] = min(t["n"]) / n
+            row["one_off_seconds"] = min(t["1"]) - per_iteration
+            if not per_iteration > 0:  # noise larger than n - 1 iterations: no figure
+                print(f"warning: {case.name}, {impl.name}: T(n) - T(1) = {difference:.2e} s")
+                per_iteration = row["one_off_seconds"] = None
         else:
+            per_iteration = min(t["n"]) / n
+        row["seconds_per_iteration"] = per_iteration
+        row["peak_extra_mib"] = (
+            peak_extra_mib(lambda i=impl, n=n: i.run(problem, n)) if memory else None
+        )
+        row["max_abs_diff_means"] = None
+        results.append(row)
+    if REFERENCE in params:
+        ref_n = BY_NAME[REFERENCE].iterations(case)
+        for row in results:
+            if row["implementation"] != REFERENCE and row["iterations"] == ref_n:
+                diff = np.abs(np.asarray(params[row["implementation"]][1]) - params[REFERENCE][1])
+                row["max_abs_diff_means"] = float(diff.max())
+    return results
 
-            def run(f=LOOPS[impl], n=n_iter):
-                return f(X, *start, n)
 
-            fit_per_iter = None
-        peak = peak_extra_mib(run) if measure_memory else float("nan")
-        out[impl] = (b["iterations"] / n_iter, fit_per_iter, peak, b["params"], n_iter)
-    return out
-
-
-def matmul_gflops(n=3000, repeats=3):
-    """Rate of a large float64 matrix product on all cores, in GFLOP/s (best of a few)."""
+def matmul_gflops(n: int = MATMUL_N, repeats: int = 3) -> float:
+    """Rate of a float64 n × n matrix product on all cores, in GFLOP/s (best of a few)."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
     a @ b  # warm up
-    seconds, _ = best_time(lambda: a @ b, repeats)
-    return 2.0 * n**3 / seconds / 1e9
+    best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9
 
 
-def machine_description():
+# -- the machine ---------------------------------------------------------------------------
+def machine_description() -> str:
     model = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -343,7 +423,7 @@ def machine_description():
     return f"{cores} cores, {model}, {platform.system()} {platform.machine()}"
 
 
-def blas_description():
+def blas_description() -> list[dict]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -352,83 +432,80 @@ def blas_description():
     return [{k: info.get(k) for k in keys} for info in threadpool_info()]
 
 
-def versions():
+def versions() -> dict:
     out = {"numpy": np.__version__, "scipy": scipy.__version__, "gmmlib": gmmlib.__version__}
-    try:
-        import sklearn
-
-        out["sklearn"] = sklearn.__version__
-    except ImportError:
-        out["sklearn"] = None
-    out["numba"] = numba_version()
+    for name, module in (("sklearn", "sklearn"), ("numba", "numba")):
+        try:
+            out[name] = __import__(module).__version__
+        except ImportError:
+            out[name] = None
     out["python"] = platform.python_version()
     return out
 
 
-def numba_version():
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.__version__
+METHOD = {
+    "fits": "whole public fit from the same start, tol=0, timed at max_iter=n and max_iter=1: "
+    "(T(n) - T(1)) / (n - 1); fit_seconds_per_iteration = T(n) / n",
+    "loops": "T(n) / n",
+    "rounds": "every implementation timed once per round, order rotated; best of the rounds",
+    "peak_extra_mib": "tracemalloc peak during one run of n iterations, above the memory "
+    "traced before it (NumPy allocations; BLAS buffers not included)",
+    "compute_limit": "flops_per_iteration / (the better of the float64 matmul rates)",
+}
 
 
-# -- main -----------------------------------------------------------------------------------
+# -- main ----------------------------------------------------------------------------------
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes",
-        default=None,
-        help="comma-separated subset of small,medium,large (default: all; --quick: small,medium)",
-    )
-    parser.add_argument(
-        "--iterations",
-        type=int,
-        default=None,
-        help="EM iterations per fit for every size (default: 50, 10, 3 by size)",
-    )
-    parser.add_argument(
-        "--textbook-iterations",
-        type=int,
-        default=None,
-        help="iterations of the slow textbook loop (default: 50, 5, 1 by size)",
-    )
-    parser.add_argument(
-        "--implementations",
-        default=",".join(ALL_IMPLEMENTATIONS),
-        help=f"comma-separated subset of {','.join(ALL_IMPLEMENTATIONS)}",
-    )
-    parser.add_argument(
-        "--output",
-        default=None,
-        help=f"JSON file for the results (default: {DEFAULT_OUTPUT.relative_to(HERE.parent)}; "
-        "--quick writes nothing unless --output is given)",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small and medium sizes, few iterations, no file"
-    )
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
+    names = ",".join(BY_NAME)
+    add = parser.add_argument
+    add("--sizes", "--cases", dest="sizes", help="comma-separated subset of the cases")
+    add("--iterations", type=_at_least(2), help="EM iterations per timed run (default: per case)")
+    add("--textbook-iterations", type=_at_least(1), help="the slow textbook loop's iterations")
+    add("--rounds", type=_at_least(1), help="rounds, the same for every implementation")
+    add("--implementations", default=names, help=f"comma-separated subset of {names}")
+    add("--output", help=f"JSON file (default: {DEFAULT_OUTPUT.relative_to(HERE.parent)})")
+    add("--quick", action="store_true", help="tiny sizes, 2 rounds, written only to --output")
+    add("--no-memory", action="store_true", help="skip the tracemalloc runs")
     args = parser.parse_args(argv)
-    table = QUICK if args.quick else SIZES
-    names = (args.sizes or ",".join(table)).split(",")
-    unknown = [n for n in names if n not in SIZES]
+
+    table = {case.name: case for case in (QUICK_CASES if args.quick else CASES)}
+    chosen = args.sizes.split(",") if args.sizes else list(table)
+    unknown = [n for n in chosen if n not in table]
     if unknown:
-        parser.error(f"unknown size(s) {unknown}; choose from {','.join(SIZES)}")
-    args.size_names = names
-    args.table = {n: table.get(n, SIZES[n]) for n in names}
-    impls = args.implementations.split(",")
-    bad = [i for i in impls if i not in ALL_IMPLEMENTATIONS]
+        parser.error(f"unknown case(s) {unknown}; choose from {','.join(table)}")
+    changes = {
+        field: value
+        for field, value in [
+            ("iterations", args.iterations),
+            ("slow_iterations", args.textbook_iterations),
+            ("rounds", args.rounds),
+        ]
+        if value is not None
+    }
+    args.cases = [dataclasses.replace(table[n], **changes) for n in chosen]
+    bad = [i for i in args.implementations.split(",") if i not in BY_NAME]
     if bad:
-        parser.error(f"unknown implementation(s) {bad}")
-    args.impls = impls
-    if args.iterations is not None and args.iterations < 1:
-        parser.error("--iterations must be at least 1")
+        parser.error(f"unknown implementation(s) {bad}; choose from {names}")
+    args.impls = [BY_NAME[i] for i in args.implementations.split(",")]
     if args.output is None and not args.quick:
         args.output = str(DEFAULT_OUTPUT)
+    if args.quick and args.output and Path(args.output).resolve() == DEFAULT_OUTPUT.resolve():
+        parser.error("--quick never writes the stored result; give another --output")
     return args
 
 
-def main(argv=None):
+def main(argv=None) -> dict:
     args = parse_args(argv)
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
@@ -441,131 +518,63 @@ def main(argv=None):
     print(f"machine: {machine_description()}")
     for info in blas_description():
         print(f"BLAS: {info}")
-    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
-    gflops = matmul_gflops()
-    print(f"float64 matmul (3000 x 3000, all cores): {gflops:.1f} GFLOP/s\n")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}")
+    gflops_before = matmul_gflops()
+    print(f"float64 matmul ({MATMUL_N} x {MATMUL_N}, all cores): {gflops_before:.1f} GFLOP/s")
 
-    rows, agreement = [], []
-    header = f"{'size (N x K x d)':>22} {'implementation':>16} {'iters':>5} "
-    header += f"{'s/iter':>10} {'fit s/iter':>10} {'vs sklearn':>10} {'peak MiB':>9}"
-    print(header)
-    print("-" * len(header))
-    for name in args.size_names:
-        N, K, d, iters, tb_iters, rounds = args.table[name]
-        if args.iterations is not None:
-            iters = args.iterations
-        if args.textbook_iterations is not None:
-            tb_iters = args.textbook_iterations
-        X, start = make_problem(N, K, d)
-        size = f"{N} x {K} x {d}"
-        measured = measure_size(
-            args.impls, X, start, iters, tb_iters, rounds, measure_memory=not args.no_memory
-        )
-        results = {}
-        for impl in args.impls:
-            per_iter, fit_per_iter, peak, params, n_iter = measured[impl]
-            results[impl] = (per_iter, n_iter, params)
-            row = {
-                "n_samples": N,
-                "n_components": K,
-                "n_features": d,
-                "implementation": impl,
-                "iterations": n_iter,
-                "seconds_per_iteration": per_iter,
-                "peak_extra_mib": peak,
-            }
-            if fit_per_iter is not None:
-                row["fit_seconds_per_iteration"] = fit_per_iter
-            rows.append(row)
-            ref = measured.get("scikit-learn")
-            ratio = f"{ref[0] / per_iter:9.1f}x" if ref and impl != "scikit-learn" else ""
-            fit_s = f"{fit_per_iter:10.4f}" if fit_per_iter is not None else " " * 10
-            print(
-                f"{size:>22} {impl:>16} {n_iter:5d} {per_iter:10.4f} {fit_s} {ratio:>10} "
-                f"{peak:9.1f}",
-                flush=True,
-            )
-        # The speed-ups against scikit-learn, once all are known.
-        if "scikit-learn" in results:
-            sk = results["scikit-learn"][0]
-            ratios = ", ".join(
-                f"{impl} {sk / t:.2f}x"
-                for impl, (t, _, _) in results.items()
-                if impl != "scikit-learn"
-            )
-            print(f"{'':>22} speed-up over scikit-learn per iteration: {ratios}")
-        # Same computation? Compare the final means of runs with the same iteration count.
-        if "gmmlib" in results:
-            _, n_ref, ref_params = results["gmmlib"]
-            for impl, (_, n_iter, params) in results.items():
-                if impl != "gmmlib" and n_iter == n_ref:
-                    diff = float(np.max(np.abs(np.asarray(params[1]) - ref_params[1])))
-                    agreement.append(
-                        {"size": size, "implementation": impl, "max_abs_diff_means": diff}
-                    )
-                    print(f"{'':>22} max |means - gmmlib means| for {impl}: {diff:.1e}")
-        del X
-        print()
-
-    largest = max(
-        (r for r in rows if r["implementation"] == "gmmlib"),
-        default=None,
-        key=lambda r: r["n_samples"] * r["n_components"] * r["n_features"] ** 2,
-    )
-    fraction = None
-    if largest is not None:
-        flops = 4.0 * largest["n_samples"] * largest["n_components"] * largest["n_features"] ** 2
-        limit = flops / (gflops * 1e9)
-        fraction = limit / largest["seconds_per_iteration"]
+    results = []
+    for case in args.cases:
+        impls = [impl for impl in args.impls if impl.supports(case)]
         print(
-            f"compute limit at {largest['n_samples']} x {largest['n_components']} x "
-            f"{largest['n_features']}: 4*N*K*d^2 = {flops / 1e9:.1f} GFLOP at {gflops:.1f} "
-            f"GFLOP/s = {limit:.3f} s per iteration; gmmlib takes "
-            f"{largest['seconds_per_iteration']:.3f} s: {100 * fraction:.0f}% of the limit"
+            f"\n{case.name}: {case.n_samples} x {case.n_components} x {case.n_features}, "
+            f"{case.covariance_type}, {case.rounds} rounds ... ",
+            end="",
+            flush=True,
         )
-    # The matmul rate again, after the fits: the better of the two counts (load varies).
+        t0 = time.perf_counter()
+        rows = measure_case(case, impls, case.rounds, memory=not args.no_memory)
+        print(f"{time.perf_counter() - t0:.0f} s")
+        for row in rows:
+            diff = row["max_abs_diff_means"]
+            if diff is not None and diff > 1e-6:
+                print(f"warning: {row['implementation']} means differ from gmmlib's by {diff:.1e}")
+        results.extend(rows)
+
     gflops_after = matmul_gflops()
-    print(f"float64 matmul again: {gflops_after:.1f} GFLOP/s")
-    if gflops_after > gflops and fraction is not None:
-        fraction *= gflops / gflops_after
-        gflops = gflops_after
-        print(f"fraction of the compute limit at {gflops:.1f} GFLOP/s: {100 * fraction:.0f}%")
     load_after = os.getloadavg()
-    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    print(f"\nfloat64 matmul again: {gflops_after:.1f} GFLOP/s")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in load_after)}\n")
 
     result = {
+        "schema": report.SCHEMA,
         "date": datetime.date.today().isoformat(),
         "machine": machine_description(),
         "versions": versions(),
-        "rows": rows,
-        "compute_limit": {
-            "gflops_matmul": gflops,
-            "fraction_of_limit_gmmlib_largest": fraction,
-            "largest_size": None
-            if largest is None
-            else [largest["n_samples"], largest["n_components"], largest["n_features"]],
-        },
-        "engine_backend": EMEngine(np.zeros((1, 1))).backend,
+        "engine_backend": gmmlib.EMEngine(np.zeros((1, 1))).backend,
         "blas": blas_description(),
-        "load_average": {"before": list(load_before), "after": list(load_after)},
         "environment": {v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
-        "agreement": agreement,
-        "method": {
-            "seconds_per_iteration": "fits: time in the EM iterations of fit (gmmlib: "
-            "EMEngine.step calls; scikit-learn: _e_step and _m_step calls of the loop) / n; "
-            "loops: T(n) / n; wall clock, best of interleaved rounds",
-            "peak_extra_mib": "tracemalloc peak during one fit or loop, above the memory "
-            "traced before it (NumPy allocations; BLAS buffers not included)",
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "load_average": {"before": list(load_before), "after": list(load_after)},
+        "matmul": {
+            "n": MATMUL_N,
+            "gflops": max(gflops_before, gflops_after),
+            "gflops_before": gflops_before,
+            "gflops_after": gflops_after,
         },
+        "quick": args.quick,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "method": METHOD,
+        "cases": [case.to_json() for case in args.cases],
+        "results": results,
     }
+    report.validate(result)
+    print(report.text_report(result))
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(out.suffix + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(out)
-        print(f"results written to {out}")
+        print(f"\nresults written to {out}")
     return result
 
 

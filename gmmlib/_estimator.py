@@ -1,9 +1,13 @@
-"""GaussianMixture: the EM loop of chapter 7, run on the blocked engine of gmmlib._engine."""
+"""GaussianMixture: the EM loop of chapter 7, run on the blocked engine of ``gmmlib._engine``.
+
+References
+----------
+The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb).
+"""
 
 from __future__ import annotations
 
 import inspect
-import numbers
 import warnings
 
 import numpy as np
@@ -11,28 +15,34 @@ from scipy.special import logsumexp
 
 from ._e_step import _e_step
 from ._engine import EMEngine
-from ._gaussian import _check_not_collapsed, precision_cholesky
-from ._init import INIT_METHODS, initial_responsibilities
+from ._gaussian import precision_cholesky
+from ._init import _initial_responsibilities
 from ._m_step import _m_step
-from ._mixture import _log_joint, sample_mixture
+from ._mixture import _log_joint, _sample_mixture
+from ._validation import NotFittedError as NotFittedError  # re-exported as gmmlib.NotFittedError
 from ._validation import (
     check_covariance_type,
     check_covariances,
     check_data,
+    check_enough_samples,
+    check_finite_log_likelihood,
+    check_init_params,
     check_int,
+    check_is_fitted,
     check_means,
+    check_n_features,
     check_nonnegative,
+    check_not_collapsed,
+    check_param_names,
     check_sample_weight,
+    check_verbose,
+    check_warm_start,
     check_weights,
 )
 
 
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The model was used before ``fit`` (a ValueError and AttributeError, as in scikit-learn)."""
 
 
 class GaussianMixture:
@@ -95,6 +105,29 @@ class GaussianMixture:
     ``sample_weight`` in :meth:`fit` scales every responsibility
     :math:`\gamma_{ik}` by :math:`w_i` (see :func:`gmmlib.m_step`), so integer
     weights are the same as repeated rows.
+
+    Examples
+    --------
+    The source article's three clusters (weights 0.3, 0.6, 0.1; means (2.5, 8),
+    (8, 2.5), (10, 10)), found again from its 2000 samples:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X, labels = gmmlib.article_samples()
+    >>> gm = gmmlib.GaussianMixture(3, random_state=0).fit(X)
+    >>> gm.converged_
+    True
+    >>> order = np.argsort(gm.means_[:, 0])
+    >>> print(np.round(gm.means_[order], 1))
+    [[ 2.4  8. ]
+     [ 8.   2.5]
+     [10.  10. ]]
+    >>> print(np.round(gm.weights_[order], 2))
+    [0.3  0.61 0.1 ]
+    >>> print(gm.predict(gm.means_))
+    [0 1 2]
+    >>> print(f"{gm.score(X):.4f}")
+    -4.3275
     """
 
     def __init__(
@@ -130,14 +163,39 @@ class GaussianMixture:
 
     # -- scikit-learn style parameter access -------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
+        """The constructor's parameters and their current values, as in scikit-learn.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility; a GaussianMixture holds no
+            other estimator, so it changes nothing.
+
+        Returns
+        -------
+        dict
+            Parameter name to value, for every argument of the constructor.
+        """
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
 
     def set_params(self, **params):
-        valid = self.get_params()
+        """Set constructor parameters by name, as in scikit-learn; returns ``self``.
+
+        The values are checked by the next :meth:`fit`, not here.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters and their new values, e.g. ``reg_covar=1e-4``.
+
+        Returns
+        -------
+        GaussianMixture
+            The estimator itself, so that ``gm.set_params(...).fit(X)`` works.
+        """
+        check_param_names(params, self.get_params())
         for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"Unknown parameter {name!r}; valid ones are {sorted(valid)}.")
             setattr(self, name, value)
         return self
 
@@ -156,7 +214,7 @@ class GaussianMixture:
                 )
         return f"GaussianMixture({', '.join(changed)})"
 
-    # -- validation --------------------------------------------------------------------
+    # -- validation (every check and message is in gmmlib._validation) -----------------
     def _check_parameters(self):
         K = check_int(self.n_components, "n_components", minimum=1)
         check_covariance_type(self.covariance_type)
@@ -164,13 +222,8 @@ class GaussianMixture:
         check_nonnegative(self.reg_covar, "reg_covar")
         check_int(self.max_iter, "max_iter", minimum=1)
         check_int(self.n_init, "n_init", minimum=1)
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(
-                f"init_params must be one of {', '.join(map(repr, INIT_METHODS))}; "
-                f"got {self.init_params!r}."
-            )
-        if not isinstance(self.verbose, numbers.Integral):
-            raise ValueError(f"verbose must be an integer; got {self.verbose!r}.")
+        check_init_params(self.init_params)
+        check_verbose(self.verbose)
         return K
 
     def _check_init_parameters(self, n_features):
@@ -186,21 +239,10 @@ class GaussianMixture:
             )
         return weights, means, covariances
 
-    def _check_fitted(self):
-        if not hasattr(self, "means_"):
-            raise NotFittedError(
-                "This GaussianMixture instance is not fitted yet. Call 'fit' with "
-                "appropriate data before using this method."
-            )
-
     def _check_X_predict(self, X):
-        self._check_fitted()
+        check_is_fitted(self)
         X = check_data(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but this GaussianMixture was fitted with "
-                f"{self.n_features_in_} features; pass data with the same columns."
-            )
+        check_n_features(X, self.n_features_in_)
         return X
 
     # -- fitting -----------------------------------------------------------------------
@@ -209,7 +251,7 @@ class GaussianMixture:
             # A complete user-given start needs no pass over the data (as in scikit-learn),
             # which keeps a fit on a memmap larger than memory within a few blocks.
             return tuple(part.copy() for part in user)
-        resp = initial_responsibilities(X, self.n_components, self.init_params, rng)
+        resp = _initial_responsibilities(X, self.n_components, self.init_params, rng)
         if sample_weight is not None:
             resp = resp * sample_weight[:, None]
         weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
@@ -247,12 +289,7 @@ class GaussianMixture:
                     converged = True
                     break
             history.append(engine.mean_log_likelihood(weights, means, prec_chol))
-        history = np.asarray(history)
-        if not np.all(np.isfinite(history)):
-            raise ValueError(
-                "The log-likelihood became NaN or infinite during EM. "
-                "Increase reg_covar, standardise the data, or use fewer components."
-            )
+        history = check_finite_log_likelihood(history)
         return {
             "weights_": weights,
             "means_": means,
@@ -273,36 +310,55 @@ class GaussianMixture:
         y : ignored
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative weight per sample (integer weights equal repeated rows).
+
+        Returns
+        -------
+        GaussianMixture
+            The fitted estimator itself. A fit that raises leaves a previously
+            fitted model unchanged.
+
+        Raises
+        ------
+        ValueError
+            For invalid data or parameters, and when a component collapses (the
+            message names it and suggests ``reg_covar``).
         """
         return self._fit(X, sample_weight)
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit by EM, then return the most responsible component of each sample."""
+        """Fit by EM, then return the most responsible component of each sample.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array_like of shape (n_samples,), optional
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            For every sample, the component k with the largest responsibility.
+        """
         return self._fit(X, sample_weight).predict(X)
 
     def _fit(self, X, sample_weight):
         K = self._check_parameters()
         X = check_data(X)
         if sample_weight is None:
-            # Not np.ones(N): memory added by a fit must not grow with N (EMEngine reads
-            # None as all ones, and initialisation makes its own when it needs them).
+            # Not np.ones(N): memory added by a fit must not grow with N. EMEngine reads
+            # None as all ones, and the initial M-step then uses the unweighted
+            # responsibilities, which is the same.
             n_effective = X.shape[0]
         else:
             sample_weight = check_sample_weight(sample_weight, X.shape[0])
             n_effective = int(np.count_nonzero(sample_weight))
-        if n_effective < K:
-            raise ValueError(
-                f"n_components={K} needs at least {K} samples with positive weight; "
-                f"got {n_effective}. Use fewer components or more data."
-            )
+        check_enough_samples(K, n_effective, weighted=True)
         user = self._check_init_parameters(X.shape[1])
         rng = np.random.default_rng(self.random_state)
         warm = self.warm_start and hasattr(self, "means_")
-        if warm and self.means_.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"warm_start: the model was fitted with {self.means_.shape[1]} features and X "
-                f"has {X.shape[1]}; set warm_start=False to fit afresh."
-            )
+        if warm:
+            check_warm_start(self.means_.shape[1], X.shape[1])
         best = None
         for _ in range(1 if warm else self.n_init):
             if warm:
@@ -310,7 +366,7 @@ class GaussianMixture:
             else:
                 params = self._initial_parameters(X, sample_weight, rng, user)
             result = self._run_em(X, sample_weight, params)
-            _check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
+            check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
             if (
                 best is None
                 or result["log_likelihood_history_"][-1] > best["log_likelihood_history_"][-1]
@@ -338,36 +394,88 @@ class GaussianMixture:
         )
 
     def score_samples(self, X) -> np.ndarray:
-        """log P(x_i | θ) for every sample (:eq:`eq-marginal-density`)."""
+        """log P(x_i | θ) for every sample (:eq:`eq-marginal-density`).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            With the features the model was fitted on.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The log-density of the fitted mixture at each sample, as
+            :func:`gmmlib.log_mixture_density` computes it.
+        """
         X = self._check_X_predict(X)
         return logsumexp(self._log_joint(X), axis=1)
 
     def score(self, X, y=None) -> float:
-        """Average log-likelihood per sample."""
+        """Average log-likelihood per sample.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+            The mean of :meth:`score_samples`: the log-likelihood over N.
+        """
         return float(self.score_samples(X).mean())
 
     def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities γ_ik under the fitted model (:eq:`eq-responsibility`)."""
+        """Responsibilities γ_ik under the fitted model (:eq:`eq-responsibility`).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Every row sums to 1, as in :func:`gmmlib.responsibilities`.
+        """
         X = self._check_X_predict(X)
-        return np.exp(
-            _e_step(X, self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)[
-                0
-            ]
-        )
+        params = (self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
+        return np.exp(_e_step(X, *params)[0])
 
     def predict(self, X) -> np.ndarray:
-        """The most responsible component of each sample."""
+        """The most responsible component of each sample.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            For every sample, the component k with the largest responsibility.
+        """
         X = self._check_X_predict(X)
         return np.argmax(self._log_joint(X), axis=1)
 
     def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``(X, labels)`` from the fitted mixture (:eq:`eq-generative-model`).
 
-        ``random_state`` defaults to the estimator's own.
+        Parameters
+        ----------
+        n_samples : int, default 1
+        random_state : None, int or numpy.random.Generator
+            Defaults to the estimator's own ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component each sample was drawn from, as in
+            :func:`gmmlib.sample_mixture`.
         """
-        self._check_fitted()
+        check_is_fitted(self)
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
         rng = self.random_state if random_state is None else random_state
-        return sample_mixture(
+        return _sample_mixture(
             n_samples, self.weights_, self.means_, self.covariances_, self.covariance_type, rng
         )
 
@@ -382,11 +490,36 @@ class GaussianMixture:
         return int(cov + K * d + K - 1)
 
     def bic(self, X) -> float:
-        """Bayesian information criterion, −2 log L + p log N (lower is better; :eq:`eq-bic`)."""
-        X = self._check_X_predict(X)
-        return float(-2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0]))
+        """Bayesian information criterion, −2 log L + p log N (lower is better; :eq:`eq-bic`).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            The data the criterion is computed on (usually the training data).
+
+        Returns
+        -------
+        float
+            With p the number of free parameters of the fitted mixture.
+        """
+        return self._information_criterion(X, lambda n_samples: np.log(n_samples))
 
     def aic(self, X) -> float:
-        """Akaike information criterion, −2 log L + 2p (lower is better; :eq:`eq-aic`)."""
+        """Akaike information criterion, −2 log L + 2p (lower is better; :eq:`eq-aic`).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+            Penalising each of the p free parameters by 2, whatever N.
+        """
+        return self._information_criterion(X, lambda n_samples: 2)
+
+    def _information_criterion(self, X, cost_per_parameter) -> float:
+        """−2 log L + p · cost_per_parameter(N), with log L = N · score(X)."""
         X = self._check_X_predict(X)
-        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())
+        penalty = self._n_parameters() * cost_per_parameter(X.shape[0])
+        return float(-2 * self.score(X) * X.shape[0] + penalty)

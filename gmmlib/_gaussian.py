@@ -12,6 +12,10 @@ With the Cholesky factorisation :math:`\Sigma = L L^\top` the quadratic form is
 :math:`\log|\Sigma| = 2 \sum_j \log L_{jj}`; neither :math:`\Sigma^{-1}` nor
 :math:`|\Sigma|` is ever formed, so a nearly singular covariance loses no accuracy
 to an explicit inverse and its determinant cannot underflow to zero.
+
+References
+----------
+The book, chapter 1, "The generative model" (chapters/01_generative_model.ipynb).
 """
 
 from __future__ import annotations
@@ -19,73 +23,44 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from ._validation import check_covariance_type, check_covariances, check_data, check_means
+from ._validation import (
+    check_covariance_layout,
+    check_covariance_type,
+    check_covariances,
+    check_data,
+    check_mean,
+    check_means,
+    check_positive_variances,
+    not_positive_definite,
+)
 
 LOG_2PI = np.log(2.0 * np.pi)
 
-_COLLAPSE_HINT = (
-    "This happens when a component collapses onto a single point or a lower-dimensional "
-    "set (too few samples in it, or duplicated samples). Increase reg_covar (e.g. 1e-6 "
-    "or more, relative to the scale of the data), use fewer components, or standardise "
-    "the data."
-)
 
-#: A variance at or below (this × |mean|)² is rounding noise, not spread: the
-#: component sits on a single value of that feature (its likelihood → +∞).
-_COLLAPSE_RTOL = 1e-13
-#: A correlation matrix whose smallest eigenvalue is at or below this is singular
-#: up to rounding: the component lies on a line or plane (likelihood → +∞).
-_COLLAPSE_CORR_EIG = 1e-12
+def _precision_cholesky(covariances, covariance_type):
+    """Core of :func:`gmmlib.precision_cholesky`; no argument checking.
 
-
-def _check_not_collapsed(means, covariances, covariance_type: str = "full") -> None:
-    r"""Raise if a fitted component has collapsed onto a point, a line or a plane.
-
-    When a component's samples all share one value of a feature, its variance in
-    that feature should be 0; in floating point it comes out as rounding noise of
-    order :math:`(\varepsilon |\mu|)^2` (e.g. 1e-31), a positive-definite matrix
-    whose likelihood is meaninglessly large. A variance
-    :math:`\sigma^2_{kj} \le (10^{-13}\,|\mu_{kj}|)^2` is treated as that collapse,
-    and so (full and tied) is a correlation matrix whose smallest eigenvalue is
-    at most :math:`10^{-12}`: the samples lie on a line or plane.
-
-    Raises
-    ------
-    ValueError
-        Naming the component(s) and suggesting ``reg_covar``.
+    ``covariances`` is a float64 array in the layout of ``covariance_type``, with
+    positive diagonal or spherical variances. Whether a full or tied matrix is
+    positive definite only its factorisation can tell: when that fails, this
+    raises the ValueError of ``gmmlib._validation.not_positive_definite``, which
+    names the component.
     """
-    mag = np.abs(np.asarray(means, dtype=np.float64))
-    cov = np.asarray(covariances, dtype=np.float64)
-    if covariance_type == "full":
-        var = np.diagonal(cov, axis1=1, axis2=2)
-    elif covariance_type == "tied":
-        var, mag = np.diag(cov)[None], mag.max(axis=0, keepdims=True)
-    elif covariance_type == "diag":
-        var = cov
-    else:
-        var, mag = cov[:, None], mag.max(axis=1, keepdims=True)
-    bad = np.any(var <= (_COLLAPSE_RTOL * mag) ** 2, axis=1)
     if covariance_type in ("full", "tied"):
-        # A component squeezed onto a line or plane has normal-sized variances but a
-        # correlation matrix that is singular up to rounding; the scale-free test
-        # is its smallest eigenvalue.
-        stack = cov[None] if covariance_type == "tied" else cov
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = 1.0 / np.sqrt(np.diagonal(stack, axis1=1, axis2=2))
-            corr = stack * scale[:, :, None] * scale[:, None, :]
-        flat = ~np.all(np.isfinite(corr), axis=(1, 2))
-        flat[~flat] = np.linalg.eigvalsh(corr[~flat])[:, 0] <= _COLLAPSE_CORR_EIG
-        bad |= flat
-    bad = np.flatnonzero(bad)
-    if bad.size:
-        if covariance_type == "tied":
-            who = "The tied covariance has"
-        else:
-            who = f"Component(s) {bad.tolist()} have"
-        raise ValueError(
-            f"{who} collapsed: its covariance is singular up to rounding (a zero variance, "
-            "or all its samples on a line or plane), so the likelihood → +inf. " + _COLLAPSE_HINT
-        )
+        stack = covariances[None] if covariance_type == "tied" else covariances
+        out = np.empty_like(stack)
+        for k, cov in enumerate(stack):
+            try:
+                chol = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                raise not_positive_definite(k, covariance_type) from None
+            # LAPACK's triangular inverse (trtri). scipy.linalg.solve_triangular(chol, I)
+            # gives the same U but goes through a threaded solver that costs milliseconds
+            # even for a 2x2 matrix when the cores are busy.
+            inv_chol, _ = lapack.dtrtri(chol, lower=1)
+            out[k] = inv_chol.T
+        return out[0] if covariance_type == "tied" else out
+    return 1.0 / np.sqrt(covariances)
 
 
 def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray:
@@ -93,10 +68,10 @@ def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray
 
     Parameters
     ----------
-    covariances : ndarray
+    covariances : array_like
         Shaped per ``covariance_type`` as in scikit-learn: full (K, d, d),
         tied (d, d), diag (K, d), spherical (K,).
-    covariance_type : {"full", "tied", "diag", "spherical"}
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
 
     Returns
     -------
@@ -117,32 +92,30 @@ def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray
     :math:`U` is the transposed inverse of the triangular factor,
     :math:`U^\top = L^{-1}` (LAPACK ``trtri``); only the triangular factor is
     inverted, never :math:`\Sigma`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> covariances = np.array([[[4.0, 2.0], [2.0, 3.0]]])
+    >>> U = gmmlib.precision_cholesky(covariances)
+    >>> print(np.round(U[0], 4))
+    [[ 0.5    -0.3536]
+     [ 0.      0.7071]]
+    >>> bool(np.allclose(U[0] @ U[0].T, np.linalg.inv(covariances[0])))
+    True
+
+    A covariance that is not positive definite is named, with what to do:
+
+    >>> gmmlib.precision_cholesky(np.array([np.eye(2), np.zeros((2, 2))]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: Component 1 has a covariance matrix that is not positive definite. ...
     """
-    covariances = np.asarray(covariances, dtype=np.float64)
-    if covariance_type in ("full", "tied"):
-        stack = covariances[None] if covariance_type == "tied" else covariances
-        out = np.empty_like(stack)
-        for k, cov in enumerate(stack):
-            try:
-                chol = np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError:
-                who = "The tied covariance" if covariance_type == "tied" else f"Component {k}"
-                raise ValueError(
-                    f"{who} has a covariance matrix that is not positive definite. "
-                    + _COLLAPSE_HINT
-                ) from None
-            # LAPACK's triangular inverse (trtri). scipy.linalg.solve_triangular(chol, I)
-            # gives the same U but goes through a threaded solver that costs milliseconds
-            # even for a 2x2 matrix when the cores are busy.
-            inv_chol, _ = lapack.dtrtri(chol, lower=1)
-            out[k] = inv_chol.T
-        return out[0] if covariance_type == "tied" else out
-    if np.any(covariances <= 0) or not np.all(np.isfinite(covariances)):
-        bad = np.flatnonzero(np.any(~(covariances.reshape(covariances.shape[0], -1) > 0), axis=1))
-        raise ValueError(
-            f"Component(s) {bad.tolist()} have a zero or negative variance. " + _COLLAPSE_HINT
-        )
-    return 1.0 / np.sqrt(covariances)
+    covariances = check_covariance_layout(covariances, covariance_type)
+    if covariance_type in ("diag", "spherical"):
+        check_positive_variances(covariances)
+    return _precision_cholesky(covariances, covariance_type)
 
 
 def _log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
@@ -157,7 +130,7 @@ def _log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_f
 
 
 def _log_component_densities(X, means, prec_chol, covariance_type):
-    """Core of :func:`log_component_densities`; no validation."""
+    """Core of :func:`gmmlib.log_component_densities`; no argument checking."""
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     log_det = _log_det_precision_cholesky(prec_chol, covariance_type, n_features)
@@ -188,11 +161,12 @@ def log_component_densities(X, means, covariances, covariance_type: str = "full"
     covariances : array_like
         Shaped per ``covariance_type`` (full (K, d, d), tied (d, d), diag (K, d),
         spherical (K,)).
-    covariance_type : {"full", "tied", "diag", "spherical"}
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
 
     Returns
     -------
     ndarray of shape (n_samples, n_components)
+        Entry (i, k) is :math:`\log\phi(x_i \mid \mu_k, \Sigma_k)`.
 
     Notes
     -----
@@ -201,14 +175,26 @@ def log_component_densities(X, means, covariances, covariance_type: str = "full"
         \log \phi(x_i \mid \mu_k, \Sigma_k) = -\tfrac{d}{2}\log 2\pi
             + \log|U_k| - \tfrac12 \lVert (x_i - \mu_k)^\top U_k \rVert^2,
         \qquad U_k U_k^\top = \Sigma_k^{-1}.
+
+    Examples
+    --------
+    Two points under two round components (diagonal variances 1 and 4):
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X = np.array([[0.0, 0.0], [2.0, 0.0]])
+    >>> means = np.array([[0.0, 0.0], [2.0, 0.0]])
+    >>> variances = np.array([[1.0, 1.0], [4.0, 4.0]])
+    >>> print(np.round(gmmlib.log_component_densities(X, means, variances, "diag"), 4))
+    [[-1.8379 -3.7242]
+     [-3.8379 -3.2242]]
     """
     check_covariance_type(covariance_type)
     X = check_data(X)
     means = check_means(means, n_features=X.shape[1])
     covariances = check_covariances(covariances, covariance_type, means.shape[0], X.shape[1])
-    return _log_component_densities(
-        X, means, precision_cholesky(covariances, covariance_type), covariance_type
-    )
+    prec_chol = _precision_cholesky(covariances, covariance_type)
+    return _log_component_densities(X, means, prec_chol, covariance_type)
 
 
 def log_gaussian_density(X, mean, covariance) -> np.ndarray:
@@ -233,19 +219,59 @@ def log_gaussian_density(X, mean, covariance) -> np.ndarray:
 
         \log\phi(x \mid \mu, \Sigma) = -\tfrac{d}{2}\log 2\pi - \sum_j \log L_{jj}
             - \tfrac12 \lVert L^{-1}(x-\mu) \rVert^2, \qquad \Sigma = L L^\top.
+
+    Examples
+    --------
+    Forty standard deviations from the mean the density itself is
+    exp(-800) / 2π, below the smallest float: the textbook formula underflows
+    to 0 and its log is ``-inf``. The log-density is computed without ever
+    forming the density:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X = np.array([[0.0, 0.0], [40.0, 0.0]])
+    >>> mean, covariance = np.zeros(2), np.eye(2)
+    >>> print(np.round(gmmlib.log_gaussian_density(X, mean, covariance), 4))
+    [  -1.8379 -801.8379]
+    >>> diff = X - mean
+    >>> maha = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(covariance), diff)
+    >>> naive = np.exp(-0.5 * maha) / np.sqrt((2 * np.pi) ** 2 * np.linalg.det(covariance))
+    >>> with np.errstate(divide="ignore"):
+    ...     print(np.round(np.log(naive), 4))
+    [-1.8379    -inf]
     """
     X = check_data(X)
-    mean = np.asarray(mean, dtype=np.float64)
-    if mean.shape != (X.shape[1],):
-        raise ValueError(f"mean must have shape ({X.shape[1]},) to match X; got {mean.shape}.")
-    covariance = np.asarray(covariance, dtype=np.float64)
-    return log_component_densities(X, mean[None], covariance[None], "full")[:, 0]
+    mean = check_mean(mean, X.shape[1])
+    covariance = check_covariances(np.asarray(covariance)[None], "full", 1, X.shape[1])
+    prec_chol = _precision_cholesky(covariance, "full")
+    return _log_component_densities(X, mean[None], prec_chol, "full")[:, 0]
 
 
 def gaussian_density(X, mean, covariance) -> np.ndarray:
-    """The d-variate normal density φ(x | μ, Σ) (:eq:`eq-normal-density`).
+    r"""The d-variate normal density φ(x | μ, Σ) (:eq:`eq-normal-density`).
 
-    ``exp`` of :func:`log_gaussian_density`; prefer the log form for anything but
-    plotting, since φ underflows to 0 far from the mean or in high dimension.
+    ``exp`` of :func:`gmmlib.log_gaussian_density`; prefer the log form for
+    anything but plotting, since φ underflows to 0 far from the mean or in high
+    dimension.
+
+    Parameters
+    ----------
+    X, mean, covariance
+        As in :func:`gmmlib.log_gaussian_density`.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    At the mean of the standard normal in two dimensions the density is 1/2π:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> print(np.round(gmmlib.gaussian_density([[0.0, 0.0]], [0.0, 0.0], np.eye(2)), 4))
+    [0.1592]
+    >>> print(f"{1 / (2 * np.pi):.4f}")
+    0.1592
     """
     return np.exp(log_gaussian_density(X, mean, covariance))

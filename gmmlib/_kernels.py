@@ -1,38 +1,208 @@
-r"""Compiled block kernels for :class:`gmmlib.EMEngine` (optional: needs Numba).
+r"""The block kernels of :class:`gmmlib.EMEngine`: the same arithmetic twice.
 
-The NumPy block kernel in :mod:`gmmlib._engine` makes about fifteen passes over
-each block, most of them elementwise over a (K d, B) array: the squared norms,
-the log-sum-exp, the γ-scaling before the scatter product. Each pass reads and
-writes the whole array, and each is a separate NumPy call. Here the same
-arithmetic is written as loops that Numba compiles once: every elementwise
-step runs while its operands are in the core's cache, the matrix products
-stay BLAS calls (``np.dot``, for which Numba calls scipy's BLAS), and one call
-processes all of a thread's blocks with the GIL released, so two threads run
-truly in parallel.
+A kernel runs the E-step over some blocks of rows and adds up what the M-step
+needs. Two implementations, with one signature:
 
-The kernels compute the same sums as the NumPy kernel, in a different order of
-addition: results agree to rounding (the tests compare both with the formula
-functions to 1e-10).
+* the NumPy kernels (``numpy_full_sums``, ``numpy_diag_sums``): about fifteen
+  NumPy calls per block, most of them elementwise passes over a (K d, B) array;
+* the compiled kernels (``compiled_full_sums``, ``compiled_diag_sums``; optional,
+  they need Numba): the same arithmetic as loops that Numba compiles once, so every
+  elementwise step runs while its operands are in the core's cache. The matrix
+  products stay BLAS calls (``np.dot``, for which Numba calls scipy's BLAS), and one
+  call processes all of a thread's blocks with the GIL released.
 
-Numba is imported when this module is; :mod:`gmmlib._engine` imports it only
-if Numba is installed. Compiled code is cached on disk next to this file
-(``cache=True``): the first use in a fresh checkout compiles for some seconds,
-later processes load it.
+Both add in a different order, so they agree to rounding; the tests compare both
+with the formula functions to 1e-10. Every kernel is called as ::
+
+    log_likelihood = kernel(X, sample_weight, starts, block, *constants,
+                            first, second, scores_only)
+
+for the blocks of ``block`` rows of ``X`` that start at ``starts``. ``constants`` are
+``(whitening, ref, log_const)`` for full and tied covariances, ``(scale, shift, ref,
+log_const)`` for diagonal and spherical ones (see ``gmmlib._engine``). The return
+value is :math:`\sum_i w_i \log P(x_i \mid \theta)` over those rows; unless
+``scores_only``, the kernel adds :math:`\sum_i w_i\gamma_{ik} [x_i - r; 1]` to
+``first`` (d + 1, K) and the second-moment sums of the whitened vectors to ``second``
+((K, d, d), or (K, d) for diagonal covariances). The engine also passes
+``workspace=``, the calling thread's ``gmmlib._blocks.Workspace``: the NumPy kernels
+keep their buffers (a few MiB) in it from one pass to the next, while the compiled
+ones allocate their smaller buffers once per call (``COMPILED_KERNELS`` wraps them to
+take the argument).
+
+Numba is imported with this module when it is installed (the engine imports the
+module when it is first built, not with gmmlib). Compiled code is cached on disk next
+to this file (``cache=True``): the first use in a fresh checkout compiles for some
+seconds, later processes load it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
-# Numba's np.dot calls scipy's BLAS through scipy.linalg.cython_blas. Loading it
-# now means that threadpoolctl sees that BLAS library too when the engine holds
-# BLAS to one thread per worker (it limits only libraries already loaded).
+# Numba's np.dot calls scipy's BLAS through scipy.linalg.cython_blas. Loading it with
+# this module means that threadpoolctl sees that BLAS library too when the engine
+# holds BLAS to one thread (it limits only the libraries already loaded).
 import scipy.linalg.cython_blas  # noqa: F401
-from numba import njit
 
-# Reassociation lets the compiler vectorise the sums over a block's rows; the
-# order of additions differs from NumPy's by rounding only. No 'nnan'/'ninf':
-# a component with zero weight has log-density -inf, which must stay exact.
+from ._blocks import Workspace
+
+try:
+    from numba import njit
+except ImportError:  # Numba is optional (gmmlib[fast]); the NumPy kernels need none
+
+    def njit(*args, **options):
+        """Without Numba the compiled kernels stay Python functions; the engine never calls them."""
+        return lambda function: function
+
+    _HAVE_NUMBA = False
+else:
+    _HAVE_NUMBA = True
+
+
+def have_numba() -> bool:
+    """Whether the compiled kernels can be used (Numba is installed)."""
+    return _HAVE_NUMBA
+
+
+def resolve_backend(backend: str) -> str:
+    """The kernel family for a checked ``backend``: "auto" takes Numba when installed."""
+    if backend == "auto":
+        return "numba" if have_numba() else "numpy"
+    if backend == "numba" and not have_numba():
+        raise ImportError(
+            "backend='numba' needs Numba: pip install numba (or gmmlib[fast]), "
+            "or use backend='numpy'."
+        )
+    return backend
+
+
+# -- the NumPy kernels ------------------------------------------------------------------
+def _numpy_sums(X, sample_weight, starts, block, ref, log_const, first, scores_only, steps):
+    """A NumPy kernel, given its two steps that depend on the covariance type.
+
+    ``steps.whiten(xt)`` maps a block's [x - r; 1] (d + 1, rows) to what its second
+    sums need (the whitened vectors, or their squares) and to its half squared
+    Mahalanobis distances (K, rows); ``steps.add_second(that, resp)`` adds the second
+    sums, given ``resp``, w_i γ_ik (K, rows).
+    """
+    N, d = X.shape
+    loglik = 0.0
+    for start in starts:
+        stop = min(start + block, N)
+        xt = steps.workspace.array("xt", (d + 1, stop - start))
+        xt[d] = 1.0
+        np.subtract(X[start:stop].T, ref[:, None], out=xt[:d])
+        whitened, half_dist = steps.whiten(xt)
+        weights = None if sample_weight is None else sample_weight[start:stop]
+        block_loglik, resp = _numpy_responsibilities(
+            half_dist, log_const, weights, steps.workspace, scores_only
+        )
+        loglik += block_loglik
+        if not scores_only:
+            first += np.matmul(xt, resp.T)  # every component's first sums: one product
+            steps.add_second(whitened, resp)
+    return loglik
+
+
+def _numpy_responsibilities(half_dist, log_const, weights, workspace, scores_only):
+    """Σ_i w_i log P(x_i | θ) over a block and ``resp`` (K, rows), w_i γ_ik.
+
+    From half Mahalanobis distances, by a log-sum-exp over components with the row
+    maximum taken out. ``resp`` holds exp(log joint - row maximum) until the last
+    line normalises it (unless ``scores_only``).
+    """
+    log_joint = workspace.array("log_joint", half_dist.shape)
+    resp = workspace.array("resp", half_dist.shape)
+    np.subtract(log_const[:, None], half_dist, out=log_joint)  # log p_k + log φ(x_i | θ_k)
+    top = log_joint.max(axis=0)
+    np.subtract(log_joint, top, out=resp)
+    np.exp(resp, out=resp)
+    total = resp.sum(axis=0)
+    log_norm = np.log(total)
+    log_norm += top  # log P(x_i | θ)
+    loglik = float(log_norm.sum() if weights is None else weights @ log_norm)
+    if not scores_only:
+        resp *= (1.0 / total) if weights is None else (weights / total)
+    return loglik, resp
+
+
+class _FullSteps(NamedTuple):
+    """``numpy_full_sums``'s steps: z by one matrix product, their outer products."""
+
+    whitening: np.ndarray
+    second: np.ndarray
+    workspace: Workspace
+
+    def whiten(self, xt):
+        (K, d, _), rows = self.second.shape, xt.shape[1]
+        z = self.workspace.array("z", (K, d, rows))
+        half_dist = self.workspace.array("half_dist", (K, rows))
+        np.matmul(self.whitening, xt, out=z.reshape(K * d, rows))
+        np.einsum("kdb,kdb->kb", z, z, out=half_dist)  # no (K, d, B) temporary
+        return z, half_dist
+
+    def add_second(self, z, resp):
+        resp_z = self.workspace.array("resp_z", z.shape)
+        np.einsum("kdb,kb->kdb", z, resp, out=resp_z)  # γ_ik z_ik (faster than broadcasting)
+        np.add(self.second, np.matmul(resp_z, z.transpose(0, 2, 1)), out=self.second)
+
+
+class _DiagSteps(NamedTuple):
+    """``numpy_diag_sums``'s steps: z elementwise, the sums of their squares."""
+
+    scale: np.ndarray
+    shift: np.ndarray
+    second: np.ndarray
+    workspace: Workspace
+
+    def whiten(self, xt):
+        (K, d), rows = self.second.shape, xt.shape[1]
+        z = self.workspace.array("z", (K, d, rows))
+        z_sq = self.workspace.array("z_sq", (K, d, rows))
+        half_dist = self.workspace.array("half_dist", (K, rows))
+        np.multiply(self.scale[:, :, None], xt[:d], out=z)
+        z -= self.shift[:, :, None]
+        np.multiply(z, z, out=z_sq)
+        np.sum(z_sq, axis=1, out=half_dist)
+        return z_sq, half_dist
+
+    def add_second(self, z_sq, resp):
+        np.add(self.second, np.matmul(z_sq, resp[:, :, None])[:, :, 0], out=self.second)
+
+
+def numpy_full_sums(
+    X, sample_weight, starts, block, whitening, ref, log_const, first, second, scores_only,
+    *, workspace=None,
+):  # fmt: skip
+    """The NumPy kernel for full and tied covariances (see the module docstring).
+
+    ``whitening`` (K d, d + 1) maps [x - r; 1] to every component's whitened vector
+    z_k = U_kᵀ (x - μ_k) / √2, in one matrix product; ``second`` (K, d, d) receives
+    Σ_i w_i γ_ik z_ik z_ikᵀ.
+    """
+    steps = _FullSteps(whitening, second, Workspace() if workspace is None else workspace)
+    return _numpy_sums(X, sample_weight, starts, block, ref, log_const, first, scores_only, steps)
+
+
+def numpy_diag_sums(
+    X, sample_weight, starts, block, scale, shift, ref, log_const, first, second, scores_only,
+    *, workspace=None,
+):  # fmt: skip
+    """The NumPy kernel for diagonal and spherical covariances (see the module docstring).
+
+    z_kj = scale_kj (x_j - r_j) - shift_kj; ``second`` (K, d) receives Σ_i w_i γ_ik z_ik².
+    """
+    steps = _DiagSteps(scale, shift, second, Workspace() if workspace is None else workspace)
+    return _numpy_sums(X, sample_weight, starts, block, ref, log_const, first, scores_only, steps)
+
+
+# -- the compiled kernels (Numba) ------------------------------------------------------
+# Reassociation lets the compiler vectorise the sums over a block's rows; the order of
+# additions differs from NumPy's by rounding only. No 'nnan'/'ninf': a component with
+# zero weight has log-density -inf, which must stay exact.
 _FASTMATH = {"reassoc", "contract"}
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that n·ln2_hi is exact
@@ -41,22 +211,23 @@ _INV_LN2 = 1.44269504088896338700e00
 _EXP_FAST_MIN = -708.0  # below it 2^n would be subnormal: use the library exp
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def exp_nonpositive(x, out, bits):
+# Not 'reassoc': an elementwise loop vectorises without it, and it would license the
+# compiler to regroup (x - n ln2_hi) - n ln2_lo, which undoes the Cody-Waite reduction.
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def exp_nonpositive(x, out):
     """out[i] = exp(x[i]) for x[i] ≤ 0 (flat arrays), to about one unit in the last place.
 
     Numba's np.exp is a library call per element, which the compiler cannot
-    vectorise (measured here: 10 ns per element; the log-sum-exp takes K of
-    them per row, which made it a third of the time of an iteration). This one is plain
+    vectorise; the log-sum-exp takes K of them per row. This one is plain
     arithmetic and vectorises: x = n ln 2 + r with r between ± ln2 / 2 (Cody and
     Waite's two-part ln 2 keeps r exact), exp(r) by its Taylor polynomial of
     degree 13 (truncation error below 2^-56 on that interval), times 2^n made
-    from its bits (``bits``: int64 scratch of the same length). Below -708,
-    where 2^n would be subnormal, the library exp is used (rare in EM: such
-    terms are below 1e-307 of the row's largest).
+    from its bits. Below -708, where 2^n would be subnormal, the library exp is
+    used (rare in EM: such terms are below 1e-307 of the row's largest).
     """
     size = x.shape[0]
-    scale = bits.view(np.float64)
+    pow2_bits = np.empty(size, dtype=np.int64)
+    pow2 = pow2_bits.view(np.float64)
     for i in range(size):
         xi = max(x[i], _EXP_FAST_MIN)
         n = np.floor(xi * _INV_LN2 + 0.5)
@@ -75,9 +246,9 @@ def exp_nonpositive(x, out, bits):
         p = p * r + 0.5
         p = p * r + 1.0
         out[i] = p * r + 1.0
-        bits[i] = (np.int64(n) + 1023) << 52  # the float64 2^n
+        pow2_bits[i] = (np.int64(n) + 1023) << 52  # the float64 2^n
     for i in range(size):
-        out[i] *= scale[i]
+        out[i] *= pow2[i]
     for i in range(size):
         if x[i] < _EXP_FAST_MIN:
             out[i] = np.exp(x[i])
@@ -94,146 +265,174 @@ def _load_block(X, start, rows, ref, xt):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, scores_only):
-    """lj holds half Mahalanobis distances (K, rows) on entry, w_i γ_ik on exit.
+def _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only):
+    """``resp`` = w_i γ_ik from log p_k + log φ(x_i | θ_k) (K, rows); their first sums.
 
     Returns Σ_i w_i log P(x_i | θ) over the block, as the NumPy kernel: a
-    log-sum-exp over components with the row maximum taken out.
+    log-sum-exp over components with the row maximum taken out (from ``log_joint``,
+    in place). ``resp`` holds exp(log joint - row maximum) until the last loops
+    normalise it and add [x - r; 1] γᵀ to ``first`` (unless ``scores_only``).
     """
-    K = lj.shape[0]
-    for b in range(rows):
-        top[b] = -np.inf
-    for k in range(K):
-        c = const[k]
-        for b in range(rows):
-            v = c - lj[k, b]  # log p_k + log φ(x_i | μ_k, Σ_k)
-            lj[k, b] = v
-            top[b] = max(top[b], v)
+    K, rows = log_joint.shape
+    row_max = np.full(rows, -np.inf)
     for k in range(K):
         for b in range(rows):
-            lj[k, b] -= top[b]
-    exp_nonpositive(lj.reshape(K * rows), e[: K * rows], bits[: K * rows])
-    ek = e[: K * rows].reshape(K, rows)
-    for b in range(rows):
-        tot[b] = 0.0
+            row_max[b] = max(row_max[b], log_joint[k, b])
     for k in range(K):
         for b in range(rows):
-            v = ek[k, b]
-            lj[k, b] = v
-            tot[b] += v
-    weighted = sw.shape[0] > 0
+            log_joint[k, b] -= row_max[b]
+    exp_nonpositive(log_joint.reshape(K * rows), resp.reshape(K * rows))
+    row_total = np.zeros(rows)
+    for k in range(K):
+        for b in range(rows):
+            row_total[b] += resp[k, b]
     loglik = 0.0
+    row_factor = np.empty(rows)  # w_i / Σ_k exp(.)
     for b in range(rows):
-        w = sw[start + b] if weighted else 1.0
-        loglik += w * (np.log(tot[b]) + top[b])
-        tot[b] = w / tot[b]
+        w = 1.0 if sample_weight is None else sample_weight[start + b]
+        loglik += w * (np.log(row_total[b]) + row_max[b])
+        row_factor[b] = w / row_total[b]
     if not scores_only:
         for k in range(K):
             for b in range(rows):
-                lj[k, b] *= tot[b]
+                resp[k, b] *= row_factor[b]
+        # Σ_i γ_ik (x_i - r) and N_k, every component in one BLAS product
+        first += np.dot(xt, resp.T)
     return loglik
 
 
-@njit(inline="always", fastmath=_FASTMATH)
-def _first_sums(xt, lj, sx, sx_block):
-    """sx += [x - r; 1] γᵀ: Σ_i γ_ik (x_i - r) and N_k, all components in one BLAS product."""
-    np.dot(xt, lj.T, sx_block)
-    for j in range(sx.shape[0]):
-        for k in range(sx.shape[1]):
-            sx[j, k] += sx_block[j, k]
-
-
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def full_block_sums(
-    X, sw, starts, block, W, ref, const,
-    xt_buf, z_buf, lj_buf, g_buf, tmp, top, tot, e, bits,
-    sx, stat, mode,
-):  # fmt: skip
-    """The blocks starting at ``starts``: E-step, then (mode 1) add the full-covariance sums.
+def compiled_full_sums(
+    X, sample_weight, starts, block, whitening, ref, log_const, first, second, scores_only
+):
+    """The compiled kernel for full and tied covariances: as ``numpy_full_sums``.
 
-    ``W`` (K d, d + 1) maps [x - r; 1] to every component's whitened vector
-    z_k = U_kᵀ (x - μ_k) / √2. Adds Σ_i γ_ik [x_i - r; 1] to ``sx`` (d + 1, K)
-    and Σ_i γ_ik z_ik z_ikᵀ to ``stat`` (K, d, d); returns Σ_i w_i log P(x_i).
-    ``mode`` 0 computes the log-likelihood only. Buffers are flat and reshaped
-    per block, so the last, shorter block is contiguous too.
+    Its buffers are allocated here, once per call, flat and reshaped per block (so the
+    last, shorter block is contiguous too).
     """
     N, d = X.shape
-    K = const.shape[0]
-    sx_block = np.empty((d + 1, K))
+    K = log_const.shape[0]
+    xt_buffer, z_buffer = np.empty((d + 1) * block), np.empty(K * d * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    half_dist, resp_z_buffer = np.empty(block), np.empty(d * block)
+    scatter = np.empty((d, d))
     loglik = 0.0
     for start in starts:
         rows = min(block, N - start)
-        xt = xt_buf[: (d + 1) * rows].reshape(d + 1, rows)
-        z = z_buf[: K * d * rows].reshape(K * d, rows)
-        lj = lj_buf[: K * rows].reshape(K, rows)
-        g = g_buf[: d * rows].reshape(d, rows)
+        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
+        z = z_buffer[: K * d * rows].reshape(K * d, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
         _load_block(X, start, rows, ref, xt)
-        np.dot(W, xt, z)  # all components' whitened vectors: one BLAS product
+        np.dot(whitening, xt, z)  # every component's whitened vectors: one BLAS product
         for k in range(K):
-            # Σ_j z_kj², two rows of z per pass over lj (fewer loads and stores of lj)
+            # Σ_j z_kj², two rows of z per pass (fewer loads and stores of half_dist)
             r = k * d
             for b in range(rows):
-                lj[k, b] = z[r, b] * z[r, b]
+                half_dist[b] = z[r, b] * z[r, b]
             for r in range(k * d + 1, (k + 1) * d - 1, 2):
                 for b in range(rows):
-                    lj[k, b] += z[r, b] * z[r, b] + z[r + 1, b] * z[r + 1, b]
+                    half_dist[b] += z[r, b] * z[r, b] + z[r + 1, b] * z[r + 1, b]
             if d % 2 == 0 and d > 1:
                 r = (k + 1) * d - 1
                 for b in range(rows):
-                    lj[k, b] += z[r, b] * z[r, b]
-        loglik += _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, mode == 0)
-        if mode == 0:
+                    half_dist[b] += z[r, b] * z[r, b]
+            for b in range(rows):
+                log_joint[k, b] = log_const[k] - half_dist[b]
+        loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
+        if scores_only:
             continue
-        _first_sums(xt, lj, sx, sx_block)
+        resp_z = resp_z_buffer[: d * rows].reshape(d, rows)
         for k in range(K):
             zk = z[k * d : (k + 1) * d]
             for j in range(d):
                 for b in range(rows):
-                    g[j, b] = zk[j, b] * lj[k, b]
-            np.dot(g, zk.T, tmp)  # Σ_i γ_ik z zᵀ: one BLAS product per component
+                    resp_z[j, b] = zk[j, b] * resp[k, b]
+            np.dot(resp_z, zk.T, scatter)  # Σ_i γ_ik z zᵀ: one BLAS product per component
             for i in range(d):
                 for j in range(d):
-                    stat[k, i, j] += tmp[i, j]
+                    second[k, i, j] += scatter[i, j]
     return loglik
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def diag_block_sums(
-    X, sw, starts, block, scale, shift, ref, const,
-    xt_buf, z_buf, lj_buf, top, tot, e, bits,
-    sx, second, mode,
-):  # fmt: skip
-    """As :func:`full_block_sums` for diagonal and spherical covariances.
-
-    z_kj = scale_kj (x_j - r_j) - shift_kj; adds Σ_i γ_ik z_ik² to ``second`` (K, d).
-    """
+def compiled_diag_sums(
+    X, sample_weight, starts, block, scale, shift, ref, log_const, first, second, scores_only
+):
+    """The compiled kernel for diagonal and spherical covariances: as ``numpy_diag_sums``."""
     N, d = X.shape
-    K = const.shape[0]
-    sx_block = np.empty((d + 1, K))
+    K = log_const.shape[0]
+    xt_buffer, z_sq_buffer = np.empty((d + 1) * block), np.empty(K * d * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    half_dist = np.empty(block)
     loglik = 0.0
     for start in starts:
         rows = min(block, N - start)
-        xt = xt_buf[: (d + 1) * rows].reshape(d + 1, rows)
-        z = z_buf[: K * d * rows].reshape(K, d, rows)
-        lj = lj_buf[: K * rows].reshape(K, rows)
+        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
+        z_sq = z_sq_buffer[: K * d * rows].reshape(K, d, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
         _load_block(X, start, rows, ref, xt)
         for k in range(K):
             for b in range(rows):
-                lj[k, b] = 0.0
+                half_dist[b] = 0.0
             for j in range(d):
                 for b in range(rows):
                     v = scale[k, j] * xt[j, b] - shift[k, j]
                     v = v * v
-                    z[k, j, b] = v
-                    lj[k, b] += v
-        loglik += _responsibilities(lj, const, sw, start, rows, top, tot, e, bits, mode == 0)
-        if mode == 0:
+                    z_sq[k, j, b] = v
+                    half_dist[b] += v
+            for b in range(rows):
+                log_joint[k, b] = log_const[k] - half_dist[b]
+        loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
+        if scores_only:
             continue
-        _first_sums(xt, lj, sx, sx_block)
         for k in range(K):
             for j in range(d):
-                acc = 0.0
+                total = 0.0
                 for b in range(rows):
-                    acc += z[k, j, b] * lj[k, b]
-                second[k, j] += acc
+                    total += z_sq[k, j, b] * resp[k, b]
+                second[k, j] += total
     return loglik
+
+
+# -- choosing a kernel ---------------------------------------------------------------------
+class Kernels(NamedTuple):
+    """One family of kernels: its backend name and its two kernels."""
+
+    backend: str  # "numpy" or "numba"; it sizes the blocks (``default_block_size``)
+    full: Callable  # full and tied covariances
+    diag: Callable  # diagonal and spherical covariances
+
+
+def _taking_a_workspace(compiled):
+    """A compiled kernel, called as the engine calls every kernel (``workspace=`` last).
+
+    The compiled kernel has no use for the workspace (which Numba could not read): one
+    call covers all of a thread's blocks, so its buffers, a few hundred KiB for blocks
+    sized for the L2 cache, are allocated once per call, at next to no cost.
+    """
+
+    def kernel(*args, workspace):
+        del workspace
+        return compiled(*args)
+
+    return kernel
+
+
+NUMPY_KERNELS = Kernels("numpy", numpy_full_sums, numpy_diag_sums)
+COMPILED_KERNELS = Kernels(
+    "numba", _taking_a_workspace(compiled_full_sums), _taking_a_workspace(compiled_diag_sums)
+)
+
+
+def kernels_for(X, backend: str):
+    """The kernels that read ``X`` for ``backend``, and ``X`` as they read it.
+
+    The compiled kernels read NumPy arrays and memmaps of float64 or float32 (a
+    memmap stays a view of its file: nothing is read here); anything else (another
+    array type, another dtype) goes through the NumPy kernels.
+    """
+    if backend == "numba" and isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32):
+        return COMPILED_KERNELS, X if type(X) is np.ndarray else X.view(np.ndarray)
+    return NUMPY_KERNELS, X

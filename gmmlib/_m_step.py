@@ -19,26 +19,36 @@ derivation goes through unchanged with :math:`\gamma_{ik}` replaced by
 :math:`w_i\gamma_{ik}` and N by :math:`\sum_i w_i`; an integer weight is
 exactly a repeated row. That is the one line (``_weighted``) every update
 shares.
+
+References
+----------
+The book, chapters 4 to 6, "The M-step" (chapters/04_m_step_weights.ipynb,
+chapters/05_m_step_means.ipynb, chapters/06_m_step_covariances.ipynb); the
+per-sample weights, part two, chapter 9, "Weighted data: sample_weight"
+(chapters/practice/09_weighted_data.ipynb).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ._validation import (
     check_covariance_type,
     check_data,
     check_means,
     check_nonnegative,
-    check_sample_weight,
+    check_optional_sample_weight,
+    check_resp,
 )
 
 # Added to every N_k (as scikit-learn does) so that a component which lost all
 # its samples gives a finite mean instead of 0/0; its covariance is then
-# reg_covar * I, which precision_cholesky rejects with a clear message if 0.
+# reg_covar * I, which gmmlib.precision_cholesky rejects with a clear message if 0.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
 
 
+# The cores below do no argument checking: the public functions check first.
 def _weighted(resp, sample_weight):
     return resp if sample_weight is None else resp * sample_weight[:, None]
 
@@ -78,17 +88,6 @@ def _update_covariances(X, resp, means, covariance_type, reg_covar):
     return var if covariance_type == "diag" else var.mean(axis=1)
 
 
-def _check_resp(resp, n_samples=None):
-    resp = np.asarray(resp, dtype=np.float64)
-    if resp.ndim != 2:
-        raise ValueError(f"resp must be 2-D of shape (n_samples, n_components); got {resp.shape}.")
-    if n_samples is not None and resp.shape[0] != n_samples:
-        raise ValueError(f"resp has {resp.shape[0]} rows but X has {n_samples} samples.")
-    if not np.all(np.isfinite(resp)) or np.any(resp < 0):
-        raise ValueError("resp must be finite and non-negative (probabilities γ_ik).")
-    return resp
-
-
 def update_weights(resp, sample_weight=None) -> np.ndarray:
     r"""Mixture weights that maximise Q under Σ p_k = 1 (:eq:`eq-weights-update`).
 
@@ -111,9 +110,22 @@ def update_weights(resp, sample_weight=None) -> np.ndarray:
     :math:`\lambda = -N`, hence
 
     .. math::  p_k = \frac{N_k}{N}, \qquad N_k = \sum_{i=1}^N \gamma_{ik}.
+
+    Examples
+    --------
+    The weights are the column sums of the responsibilities over N; an integer
+    sample weight counts a row that many times:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> resp = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> print(np.round(gmmlib.update_weights(resp), 4))
+    [0.5667 0.4333]
+    >>> print(np.round(gmmlib.update_weights(resp, sample_weight=[2, 1, 1]), 4))
+    [0.65 0.35]
     """
-    resp = _check_resp(resp)
-    w = None if sample_weight is None else check_sample_weight(sample_weight, resp.shape[0])
+    resp = check_resp(resp)
+    w = check_optional_sample_weight(sample_weight, resp.shape[0])
     return _update_weights(_weighted(resp, w))
 
 
@@ -138,10 +150,25 @@ def update_means(X, resp, sample_weight=None) -> np.ndarray:
     multiplying on the left by :math:`\Sigma_k` (once, not by :math:`\Sigma_k^2`):
 
     .. math::  \mu_k = \frac{\sum_i \gamma_{ik} x_i}{\sum_i \gamma_{ik}}.
+
+    Examples
+    --------
+    Each mean is the responsibility-weighted average of the samples:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X = np.array([[0.0, 1.0], [2.0, 0.0], [4.0, 5.0]])
+    >>> resp = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> print(np.round(gmmlib.update_means(X, resp), 4))
+    [[1.6471 2.2941]
+     [2.4615 1.6154]]
+    >>> print(np.round(resp.T @ X / resp.sum(axis=0)[:, None], 4))
+    [[1.6471 2.2941]
+     [2.4615 1.6154]]
     """
     X = check_data(X)
-    resp = _check_resp(resp, X.shape[0])
-    w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+    resp = check_resp(resp, X.shape[0])
+    w = check_optional_sample_weight(sample_weight, X.shape[0])
     return _update_means(X, _weighted(resp, w))
 
 
@@ -160,7 +187,7 @@ def update_covariances(
     X : array_like of shape (n_samples, n_features)
     resp : array_like of shape (n_samples, n_components)
     means : array_like of shape (n_components, n_features)
-        The *updated* means from :func:`update_means` (the exact M-step; using the
+        The *updated* means from :func:`gmmlib.update_means` (the exact M-step; using the
         old means gives a different, non-maximising matrix).
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float, default 0
@@ -189,33 +216,167 @@ def update_covariances(
     *diag* keeps the diagonal of the full update; *spherical* the mean of that
     diagonal, :math:`\sigma_k^2 I`. Each is the maximiser of Q within its family
     (:eq:`eq-covariance-types`).
+
+    Examples
+    --------
+    Hard responsibilities give each component the covariance of its own
+    samples (divided by their number, not one less); ``reg_covar`` is added to
+    the diagonal:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [10.0, 10.0], [12.0, 10.0]])
+    >>> resp = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> means = gmmlib.update_means(X, resp)
+    >>> covariances = gmmlib.update_covariances(X, resp, means, reg_covar=0.1)
+    >>> print(np.round(covariances[0], 4))
+    [[ 0.9889 -0.4444]
+     [-0.4444  0.9889]]
+    >>> print(np.round(np.cov(X[:3].T, bias=True) + 0.1 * np.eye(2), 4))
+    [[ 0.9889 -0.4444]
+     [-0.4444  0.9889]]
+    >>> print(np.round(gmmlib.update_covariances(X, resp, means, "diag"), 4))
+    [[0.8889 0.8889]
+     [1.     0.    ]]
     """
     check_covariance_type(covariance_type)
     X = check_data(X)
-    resp = _check_resp(resp, X.shape[0])
+    resp = check_resp(resp, X.shape[0])
     means = check_means(means, resp.shape[1], X.shape[1])
     reg_covar = check_nonnegative(reg_covar, "reg_covar")
-    w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+    w = check_optional_sample_weight(sample_weight, X.shape[0])
     return _update_covariances(X, _weighted(resp, w), means, covariance_type, reg_covar)
 
 
 def _m_step(X, resp, covariance_type, reg_covar):
-    """Core M-step on (already weighted) responsibilities."""
+    """Core M-step on (already weighted) responsibilities; no argument checking."""
     weights = _update_weights(resp)
     means = _update_means(X, resp)
     return weights, means, _update_covariances(X, resp, means, covariance_type, reg_covar)
 
 
+def params_from_sums(counts, sum_y, sum_zz, centres, prec_chol, covariance_type, reg_covar):
+    r"""The M-step from sums over the samples: what :func:`gmmlib.m_step` returns, to rounding.
+
+    :class:`gmmlib.EMEngine` never holds the responsibilities: it adds up, per
+    component, sums about a centre :math:`c_k` (the old mean), with the second
+    moments in the frame whitened by the old precision's Cholesky factor
+    :math:`U_k` (:math:`U_k U_k^\top = \Sigma_k^{-1}`), where the component's cloud
+    is roughly the unit ball and the sums lose no digits:
+
+    .. math::
+
+        N_k = \sum_i \gamma_{ik}, \qquad
+        S_k = \sum_i \gamma_{ik} y_{ik}, \qquad
+        Z_k = \sum_i \gamma_{ik} z_{ik} z_{ik}^\top, \qquad
+        y_{ik} = x_i - c_k, \quad z_{ik} = U_k^\top y_{ik}.
+
+    With :math:`\delta_k = \mu_k - c_k` and :math:`L_k = U_k^{-\top}`
+    (:math:`\Sigma_k = L_k L_k^\top`), :math:`\sum_i \gamma_{ik} y_{ik} y_{ik}^\top =
+    L_k Z_k L_k^\top` and the scatter about the new mean is that, minus
+    :math:`S_k\delta_k^\top + \delta_k S_k^\top`, plus :math:`N_k\delta_k\delta_k^\top`.
+    Any centres and any factors give the same result; no argument checking.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_components,)
+        :math:`N_k` (with sample weights, :math:`\sum_i w_i\gamma_{ik}`, as in every sum).
+    sum_y : ndarray of shape (n_components, n_features)
+        :math:`S_k`.
+    sum_zz : ndarray
+        :math:`Z_k`, of shape (K, d, d), for "full" and "tied"; for "diag" and
+        "spherical" its diagonal :math:`\sum_i \gamma_{ik} z_{ik}^2` (elementwise, with
+        :math:`z_{ikj} = U_{kj} y_{ikj}`), of shape (K, d).
+    centres : ndarray of shape (n_components, n_features)
+        The centres :math:`c_k`.
+    prec_chol : ndarray
+        The factors :math:`U_k`, shaped as :func:`gmmlib.precision_cholesky` returns
+        them for the covariance type.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    reg_covar : float
+        Added to the diagonal of every new covariance.
+
+    Returns
+    -------
+    weights, means, covariances : ndarray
+        As :func:`gmmlib.m_step` (the same floor on :math:`N_k`).
+    """
+    d = centres.shape[1]
+    nk = counts + _NK_FLOOR  # as _update_weights: a component without samples stays finite
+    weights = nk / nk.sum()
+    delta = (sum_y - _NK_FLOOR * centres) / nk[:, None]  # Σγx / (N_k + floor) - c_k
+    means = centres + delta
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        # U = L^-T, so L = (U^-1)ᵀ: a triangular inverse (LAPACK trtri) per component
+        inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
+        L = np.stack(inv).transpose(0, 2, 1)
+        sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
+        outer = sum_y[:, :, None] * delta[:, None, :]
+        scatter = sum_yy - outer - outer.transpose(0, 2, 1)
+        scatter += counts[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
+        if covariance_type == "full":
+            cov = scatter / nk[:, None, None]
+            cov[:, np.arange(d), np.arange(d)] += reg_covar
+        else:
+            cov = scatter.sum(axis=0) / nk.sum()
+            cov.flat[:: d + 1] += reg_covar
+        return weights, means, cov
+    scale = prec_chol[:, None] * np.ones((1, d)) if prec_chol.ndim == 1 else prec_chol
+    sum_yy = sum_zz / scale**2  # Σ_i γ_ik y_ikj²
+    var = (sum_yy - 2.0 * delta * sum_y + counts[:, None] * delta**2) / nk[:, None]
+    var += reg_covar
+    return weights, means, var if covariance_type == "diag" else var.mean(axis=1)
+
+
 def m_step(X, resp, covariance_type: str = "full", reg_covar: float = 0.0, sample_weight=None):
     r"""The whole M-step: (weights, means, covariances) from the responsibilities.
 
-    :func:`update_weights`, :func:`update_means`, then :func:`update_covariances`
-    with the new means. With ``sample_weight`` every :math:`\gamma_{ik}` is
-    replaced by :math:`w_i\gamma_{ik}` (:eq:`eq-weighted-m-step`).
+    :func:`gmmlib.update_weights`, :func:`gmmlib.update_means`, then
+    :func:`gmmlib.update_covariances` with the new means. With ``sample_weight``
+    every :math:`\gamma_{ik}` is replaced by :math:`w_i\gamma_{ik}`
+    (:eq:`eq-weighted-m-step`).
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+    resp : array_like of shape (n_samples, n_components)
+        Responsibilities :math:`\gamma_{ik}` from the E-step.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    reg_covar : float, default 0
+        Added to the diagonal of every covariance (:eq:`eq-covariances-regularised`).
+    sample_weight : array_like of shape (n_samples,), optional
+        Weight :math:`w_i` of each sample; integer weights are repeated rows.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_components,)
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray
+        full (K, d, d), tied (d, d), diag (K, d) or spherical (K,).
+
+    Examples
+    --------
+    Weighting a sample by 2 is the same as giving it twice:
+
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X = np.array([[0.0, 1.0], [2.0, 0.0], [4.0, 5.0]])
+    >>> resp = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> weights, means, covariances = gmmlib.m_step(X, resp, sample_weight=[2, 1, 1])
+    >>> print(np.round(weights, 4))
+    [0.65 0.35]
+    >>> print(np.round(means, 4))
+    [[1.0769 1.8462]
+     [2.2857 1.5714]]
+    >>> repeated = gmmlib.m_step(X[[0, 0, 1, 2]], resp[[0, 0, 1, 2]])
+    >>> all(np.allclose(a, b) for a, b in zip(repeated, (weights, means, covariances)))
+    True
     """
     check_covariance_type(covariance_type)
     X = check_data(X)
-    resp = _check_resp(resp, X.shape[0])
+    resp = check_resp(resp, X.shape[0])
     reg_covar = check_nonnegative(reg_covar, "reg_covar")
-    w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+    w = check_optional_sample_weight(sample_weight, X.shape[0])
     return _m_step(X, _weighted(resp, w), covariance_type, reg_covar)

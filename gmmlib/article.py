@@ -5,6 +5,12 @@ and so is not a covariance matrix. The book uses its symmetric part
 :math:`[[3, 1.5], [1.5, 2]]` (the nearest symmetric matrix, positive definite
 with eigenvalues ≈ 4.1 and 0.9) and keeps the printed matrix as
 :data:`SIGMA2_AS_PRINTED` to show what NumPy does with it.
+
+References
+----------
+The book, chapter 1, "The generative model" (chapters/01_generative_model.ipynb),
+and the appendix "Errata: the slips of the source article"
+(chapters/appendix/errata.ipynb).
 """
 
 from __future__ import annotations
@@ -39,15 +45,57 @@ REPORTED_MEANS = np.array([[2.49, 8.22], [7.96, 2.46], [10.04, 9.96]])
 
 
 def article_parameters():
-    """(weights, means, covariances) of the article's example, as fresh copies."""
+    """(weights, means, covariances) of the article's example, as fresh copies.
+
+    Returns
+    -------
+    weights : ndarray of shape (3,)
+        :data:`~gmmlib.article.WEIGHTS`.
+    means : ndarray of shape (3, 2)
+        :data:`~gmmlib.article.MEANS`.
+    covariances : ndarray of shape (3, 2, 2)
+        :data:`~gmmlib.article.COVARIANCES`, with the symmetric Σ₂.
+
+    Examples
+    --------
+    >>> import gmmlib
+    >>> weights, means, covariances = gmmlib.article_parameters()
+    >>> print(weights)
+    [0.3 0.6 0.1]
+    >>> print(covariances[1])
+    [[3.  1.5]
+     [1.5 2. ]]
+    """
     return WEIGHTS.copy(), MEANS.copy(), COVARIANCES.copy()
 
 
 def article_samples(n_samples: int = N_SAMPLES, random_state=SEED):
     """The article's data set, reproducibly: ``(X, labels)`` of 2000 samples by default.
 
-    Draws from :func:`article_parameters` with :func:`gmmlib.sample_mixture`;
+    Draws from :func:`gmmlib.article_parameters` with :func:`gmmlib.sample_mixture`;
     the same ``random_state`` always gives the same samples.
+
+    Parameters
+    ----------
+    n_samples : int, default 2000
+    random_state : None, int or numpy.random.Generator, default 2019
+        The book's seed (:data:`~gmmlib.article.SEED`) by default.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+    labels : ndarray of shape (n_samples,)
+        The component (0, 1 or 2) each sample was drawn from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import gmmlib
+    >>> X, labels = gmmlib.article_samples()
+    >>> X.shape
+    (2000, 2)
+    >>> print(np.round(np.bincount(labels) / len(labels), 1))
+    [0.3 0.6 0.1]
     """
     weights, means, covariances = article_parameters()
     return sample_mixture(n_samples, weights, means, covariances, "full", random_state)

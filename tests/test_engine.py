@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from gmmlib import (
+    EMEngine,
     GaussianMixture,
+    _estimator,
+    _kernels,
     log_likelihood,
     m_step,
     precision_cholesky,
     responsibilities,
     sample_mixture,
 )
-from gmmlib import _engine as engine_module
-from gmmlib._engine import EMEngine, have_numba
+from gmmlib._blocks import BlockThreads, default_block_size, in_this_thread
+from gmmlib._engine import FullConstants, block_sums, e_step_constants
 
 # The compiled kernels (gmmlib._kernels) need Numba, which requirements.txt installs; the
 # NumPy kernel is the fallback without it. Both must compute the formula functions' iterations.
-BACKENDS = [
-    "numpy",
-    pytest.param("numba", marks=pytest.mark.skipif(not have_numba(), reason="needs numba")),
-]
+needs_numba = pytest.mark.skipif(not _kernels.have_numba(), reason="needs numba")
+BACKENDS = ["numpy", pytest.param("numba", marks=needs_numba)]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 N_SAMPLES, N_ITER, REG = 1003, 5, 1e-6
@@ -153,6 +159,7 @@ def test_estimator_fit_on_memmap(problem, tmp_path):
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:EM did not converge")
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_estimator_runs_the_formula_iterations(problem, covariance_type):
     """GaussianMixture.fit (through the engine): same history and parameters."""
@@ -168,8 +175,7 @@ def test_estimator_runs_the_formula_iterations(problem, covariance_type):
         means_init=m,
         covariances_init=_cov_of_type(c, covariance_type),
     )
-    with pytest.warns(UserWarning, match="did not converge"):
-        model.fit(X, sample_weight=sample_weight)
+    model.fit(X, sample_weight=sample_weight)
     history, (w, m, c) = reference_em(X, start, covariance_type, sample_weight)
     final = log_likelihood(X, w, m, c, covariance_type, sample_weight) / sample_weight.sum()
     np.testing.assert_allclose(model.log_likelihood_history_, [*history, final], atol=1e-10)
@@ -224,23 +230,68 @@ def test_zero_weight_equals_dropping_rows(problem, backend):
     assert_same(full, dropped)
 
 
-def _blas_threads(threadpoolctl):
+def _blas_threads():
+    import threadpoolctl
+
     return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 
 
-def test_blas_threads_restored(problem):
+@pytest.fixture
+def blas_two_threads():
+    """BLAS set to two threads around the test, so that holding it to one can be seen.
+
+    Yields the BLAS libraries' thread counts before the engine runs (all 2).
+    """
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        if not before or min(before) < 2:
+            pytest.skip(f"BLAS cannot run two threads here ({before}): no limit to observe")
+        yield before
+
+
+def test_blas_held_to_one_thread_and_restored(problem, blas_two_threads):
     X, start, _ = problem
-    before = _blas_threads(threadpoolctl)
     engine = EMEngine(X, "full", REG, block_size=100, n_threads=2)
     with engine:
         engine.step(start[0], start[1], precision_cholesky(start[2]))
-        inside = _blas_threads(threadpoolctl)
+        inside = _blas_threads()
         engine.step(start[0], start[1], precision_cholesky(start[2]))
+    assert inside == [1] * len(blas_two_threads)
+    assert _blas_threads() == blas_two_threads
     # a step outside the context holds BLAS for its own duration only
     engine.step(start[0], start[1], precision_cholesky(start[2]))
-    assert inside and all(n == 1 for n in inside)
-    assert _blas_threads(threadpoolctl) == before
+    assert _blas_threads() == blas_two_threads
+
+
+@pytest.mark.parametrize("block_size", [None, 1000])
+def test_blas_held_from_the_start_when_every_pass_has_several_blocks(block_size, blas_two_threads):
+    engine = EMEngine(np.zeros((5000, 2)), block_size=block_size)  # more rows than a block
+    with engine:
+        assert _blas_threads() == [1] * len(blas_two_threads)
+    assert _blas_threads() == blas_two_threads
+
+
+def test_block_threads_hold_blas_from_the_first_pass_of_several_blocks(blas_two_threads):
+    one_thread = [1] * len(blas_two_threads)
+
+    def blas_during(share, _workspace):
+        return len(share), _blas_threads()
+
+    threads = BlockThreads(2)
+    # outside a with block: held during a pass of several blocks only
+    assert threads.map(blas_during, np.array([0])) == [(1, blas_two_threads)]
+    assert threads.map(blas_during, np.array([0, 10, 20])) == [(2, one_thread), (1, one_thread)]
+    assert _blas_threads() == blas_two_threads
+    with threads:
+        threads.map(blas_during, np.array([0]))
+        assert _blas_threads() == blas_two_threads  # one block: no limit taken
+        threads.map(blas_during, np.array([0, 10]))
+        assert _blas_threads() == one_thread  # kept between passes
+        with threads:  # re-entered: the outer with block still owns the limit
+            pass
+        assert _blas_threads() == one_thread
+    assert _blas_threads() == blas_two_threads
 
 
 def test_collapsing_component_names_it_and_suggests_reg_covar():
@@ -259,42 +310,146 @@ def test_collapsing_component_names_it_and_suggests_reg_covar():
         model.fit(X)
 
 
-def test_small_problem_is_one_block_without_blas_limits():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+def test_small_problem_is_one_block_without_blas_limits(blas_two_threads):
     X = np.random.default_rng(0).normal(size=(2000, 2))
     engine = EMEngine(X, "full")
-    block, blocks = engine._blocks_for(3)
-    assert block == 2000 and len(blocks) == 1
-    before = _blas_threads(threadpoolctl)
+    assert default_block_size(3, 2, engine.backend) >= 2000
     with engine:
         engine.step(np.full(3, 1 / 3), X[:3], np.repeat(np.eye(2)[None], 3, axis=0))
-        assert _blas_threads(threadpoolctl) == before
+        assert _blas_threads() == blas_two_threads
 
 
-def test_bad_arguments():
-    X = np.zeros((10, 2))
-    with pytest.raises(ValueError, match="sample_weight"):
-        EMEngine(X, sample_weight=np.ones(3))
-    with pytest.raises(ValueError, match="n_threads"):
-        EMEngine(X, n_threads=0)
-    with pytest.raises(ValueError, match="covariance_type"):
-        EMEngine(X, "round")
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(sample_weight=np.ones(3)), "sample_weight must have shape"),
+        (dict(sample_weight=np.r_[-1.0, np.ones(9)]), "sample_weight must be finite and non-neg"),
+        (dict(sample_weight=np.zeros(10)), "sample_weight sums to zero"),
+        (dict(block_size=2.7), "block_size must be an integer"),
+        (dict(block_size=0), "block_size must be at least 1"),
+        (dict(n_threads=0), "n_threads must be at least 1"),
+        (dict(n_threads=1.5), "n_threads must be an integer"),
+        (dict(covariance_type="round"), "covariance_type must be one of"),
+        (dict(reg_covar=-1.0), "reg_covar"),
+        (dict(backend="fortran"), "backend must be one of"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EMEngine(np.zeros((10, 2)), **kwargs)
+
+
+def test_data_must_be_2d_with_rows():
     with pytest.raises(ValueError, match="2-D"):
         EMEngine(np.zeros(5))
-    with pytest.raises(ValueError, match="backend must be"):
-        EMEngine(X, backend="fortran")
+    with pytest.raises(ValueError, match="no rows"):
+        EMEngine(np.zeros((0, 2)))
 
 
 def test_backend_without_numba(monkeypatch):
     """Without Numba, 'auto' falls back to NumPy and asking for 'numba' says what to install."""
-    monkeypatch.setattr(engine_module, "have_numba", lambda: False)
+    monkeypatch.setattr(_kernels, "have_numba", lambda: False)
     X = np.zeros((10, 2))
     assert EMEngine(X).backend == "numpy"
     with pytest.raises(ImportError, match="pip install numba"):
         EMEngine(X, backend="numba")
 
 
-@pytest.mark.skipif(not have_numba(), reason="needs numba")
+def test_gmmlib_runs_without_numba():
+    """With Numba unimportable, gmmlib imports, the engine takes NumPy's kernel and fits."""
+    code = """if True:
+        import sys
+        sys.modules["numba"] = None  # any `import numba` now raises ImportError
+        import numpy as np
+        import gmmlib
+        X, _ = gmmlib.article_samples()
+        assert gmmlib.EMEngine(X).backend == "numpy"
+        gm = gmmlib.GaussianMixture(3, random_state=0).fit(X)
+        assert sys.modules["numba"] is None
+        assert gm.converged_
+        np.testing.assert_allclose(np.sort(gm.weights_), [0.1, 0.3, 0.6], atol=0.02)
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_default_threads_are_the_cores_the_process_may_use():
+    pytest.importorskip("threadpoolctl")
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("os.sched_getaffinity is Linux-only")
+    assert EMEngine(np.zeros((10, 2))).n_threads == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_any_thread_count_gives_the_same_iterations(problem, covariance_type, backend):
+    """1 to 8 threads over 16 blocks: only the order of additions changes (1e-12)."""
+    X, start, sample_weight = problem
+    kwargs = dict(block_size=64, backend=backend)
+    results = [
+        engine_em(
+            EMEngine(X, covariance_type, REG, sample_weight, n_threads=n_threads, **kwargs),
+            start,
+            covariance_type,
+        )
+        for n_threads in (1, 2, 3, 5, 8)
+    ]
+    (history, params), others = results[0], results[1:]
+    for other_history, other_params in others:
+        np.testing.assert_allclose(other_history, history, rtol=0, atol=1e-12)
+        for a, b in zip(other_params, params, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_block_threads_share_out_every_block_once_and_raise_a_threads_error():
+    """Each block goes to one thread; each thread keeps its own workspace from pass to pass."""
+    starts = np.arange(0, 1100, 100)
+
+    def share_and_workspace(share, workspace):
+        return share.tolist(), workspace
+
+    for n_threads in (1, 2, 3, 11, 20):
+        threads = BlockThreads(n_threads)
+        shares, workspaces = zip(*threads.map(share_and_workspace, starts), strict=True)
+        assert len(shares) == min(n_threads, len(starts))
+        assert sorted(s for share in shares for s in share) == starts.tolist()
+        assert len(set(map(id, workspaces))) == len(workspaces)
+        again = [workspace for _, workspace in threads.map(share_and_workspace, starts)]
+        assert all(a is b for a, b in zip(again, workspaces, strict=True))
+
+    def fails_in_a_worker(share, _workspace):
+        if share[0] == 100:  # share 1: not the calling thread's
+            raise RuntimeError("boom")
+        return share
+
+    with pytest.raises(RuntimeError, match="boom"):
+        BlockThreads(3).map(fails_in_a_worker, starts)
+
+
+@needs_numba
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize("scores_only", [False, True], ids=["sums", "scores"])
+def test_numpy_and_compiled_kernels_add_up_the_same_sums(
+    problem, covariance_type, weighted, scores_only
+):
+    """The same arithmetic twice: both kernels' sums agree to rounding; scores leave the rest."""
+    X, (w, m, c), sample_weight = problem
+    c = _cov_of_type(c, covariance_type)
+    constants = e_step_constants(w, m, precision_cholesky(c, covariance_type), covariance_type)
+    sw = sample_weight if weighted else None
+    numpy_sums, compiled_sums = (
+        block_sums(X, sw, constants, scores_only, backend, 97, in_this_thread)
+        for backend in ("numpy", "numba")
+    )
+    assert isinstance(constants, FullConstants) == (covariance_type in ("full", "tied"))
+    assert compiled_sums.log_likelihood == pytest.approx(numpy_sums.log_likelihood, rel=1e-13)
+    for a, b in zip(compiled_sums[1:], numpy_sums[1:], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert np.any(a != 0) != scores_only
+
+
+@needs_numba
 def test_default_backend_is_compiled_and_noncontiguous_input_works(problem):
     """'auto' takes the compiled kernels; a strided view of X gives the same iterations."""
     X, start, sample_weight = problem
@@ -305,7 +460,7 @@ def test_default_backend_is_compiled_and_noncontiguous_input_works(problem):
     assert_same(engine_em(engine, start, "full"), reference_em(X, start, "full", sample_weight))
 
 
-@pytest.mark.skipif(not have_numba(), reason="needs numba")
+@needs_numba
 def test_compiled_exp_matches_numpy():
     """The vectorisable exp of gmmlib._kernels is within 2 units in the last place of np.exp.
 
@@ -325,7 +480,7 @@ def test_compiled_exp_matches_numpy():
         ]
     )
     out = np.empty_like(x)
-    exp_nonpositive(x, out, np.empty(x.shape, dtype=np.int64))
+    exp_nonpositive(x, out)
     expected = np.exp(x)
     # spacing() is the unit in the last place, subnormals included (and 5e-324 at 0)
     np.testing.assert_array_less(np.abs(out - expected), 2 * np.spacing(expected))
@@ -350,17 +505,21 @@ def test_dask_array_input(problem, covariance_type, backend):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:EM did not converge")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_memory_does_not_grow_with_n(backend, monkeypatch):
     """With the whole start given, fit adds the same memory for 100 000 and 400 000 rows.
 
-    What it adds is the engine's block buffers (about 1 MiB here, two threads); one float64
-    per row more would be 2.3 MiB more at the larger size. tracemalloc sees NumPy's arrays.
+    What it adds is the kernel's block buffers (under 1 MiB here); one float64 per row more
+    would be 2.3 MiB more at the larger size. tracemalloc sees NumPy's arrays and Numba's.
+    One thread: a compiled kernel allocates its buffers in each call, so with two threads
+    the peak would depend on whether their calls happened to overlap in time.
     """
     import tracemalloc
 
-    monkeypatch.setattr(engine_module, "_check_backend", lambda b: backend)
+    engine = functools.partial(EMEngine, backend=backend, n_threads=1)
+    monkeypatch.setattr(_estimator, "EMEngine", engine)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400_000, 2))
 

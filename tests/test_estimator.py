@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import gmmlib
-from gmmlib._init import INIT_METHODS
+from gmmlib._validation import INIT_METHODS
 
 
 def _fit_quietly(gm, X, **kwargs):

@@ -6,7 +6,8 @@ import pytest
 from scipy.cluster.vq import kmeans2
 
 import gmmlib
-from gmmlib._init import INIT_METHODS, kmeans_plusplus_centres
+from gmmlib._init import kmeans_plusplus_centres
+from gmmlib._validation import INIT_METHODS
 
 HARD_METHODS = ["kmeans", "k-means++", "random_from_data"]
 

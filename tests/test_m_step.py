@@ -310,3 +310,31 @@ def test_collapsed_component_gives_a_clear_error_not_nan():
     _, _, c_reg = gmmlib.m_step(X, resp, "full", reg_covar=1e-3)
     np.testing.assert_allclose(c_reg[1], 1e-3 * np.eye(2))
     assert np.isfinite(gmmlib.log_likelihood(X, w, m, c_reg))
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize("at", ["old-means", "elsewhere"])
+def test_params_from_sums_equals_m_step(covariance_type, weighted, at):
+    """The engine's M-step from sums (about centres, whitened by the old factors) is m_step's."""
+    from gmmlib._m_step import params_from_sums
+
+    rng, X, resp, (_, old_means, old_cov), _ = _problem(covariance_type, seed=43, n=200)
+    sample_weight = rng.uniform(0.0, 3.0, X.shape[0]) if weighted else None
+    centres = old_means if at == "old-means" else old_means + rng.normal(size=old_means.shape)
+    prec_chol = gmmlib.precision_cholesky(old_cov, covariance_type)
+    w_resp = resp if sample_weight is None else resp * sample_weight[:, None]
+    y = X[:, None, :] - centres  # y_ik = x_i - c_k, (N, K, d)
+    if covariance_type in ("full", "tied"):
+        U = np.broadcast_to(prec_chol, (len(centres), *prec_chol.shape[-2:]))
+        z = np.einsum("nkj,kji->nki", y, U)  # z_ik = U_kᵀ y_ik
+        sum_zz = np.einsum("nk,nki,nkj->kij", w_resp, z, z)
+    else:
+        scale = prec_chol[:, None] if covariance_type == "spherical" else prec_chol
+        sum_zz = np.einsum("nk,nkj->kj", w_resp, (y * scale) ** 2)
+    counts, sum_y = w_resp.sum(axis=0), np.einsum("nk,nkj->kj", w_resp, y)
+    got = params_from_sums(counts, sum_y, sum_zz, centres, prec_chol, covariance_type, 1e-6)
+    expected = gmmlib.m_step(X, resp, covariance_type, 1e-6, sample_weight=sample_weight)
+    for a, b in zip(got, expected, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

@@ -1,12 +1,14 @@
 """Bad input gets a clear error that says what to change, and nothing is lost."""
 
 import copy
+import re
 import warnings
 
 import numpy as np
 import pytest
 
 import gmmlib
+from gmmlib._validation import check_not_collapsed
 
 FITTED_ATTRIBUTES = (
     "weights_",
@@ -176,18 +178,52 @@ def _duplicated_points(offset=(0.0, 0.0)):
     return np.repeat(points, 10, axis=0)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def _named_components(message):
+    """The component indices a collapse message names, at the start of the message:
+    "Component 2 has ..." or "Component(s) [0, 2] have ..."."""
+    match = re.match(r"Component (\d+) has |Component\(s\) \[(\d+(?:, \d+)*)\] have ", message)
+    assert match, f"the message does not start by naming the component(s): {message!r}"
+    single, several = match.groups()
+    return [int(single)] if single is not None else [int(k) for k in several.split(", ")]
+
+
+def _one_component_on_a_point(offset, k_bad):
+    """Two clouds and ten copies of one point; component ``k_bad`` starts on the point."""
+    rng = np.random.default_rng(0)
+    centres = [np.array([0.0, 0.0]), np.array([8.0, 0.0])]
+    point = np.array([4.0, 8.0]) + offset
+    X = np.vstack([c + rng.standard_normal((40, 2)) for c in centres] + [np.tile(point, (10, 1))])
+    centres.insert(k_bad, point)
+    return X, np.array(centres)
+
+
+_UNIT_COVARIANCES = {
+    "full": np.stack([np.eye(2)] * 3),
+    "diag": np.ones((3, 2)),
+    "spherical": np.ones(3),
+}
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
 @pytest.mark.parametrize("offset", [(0.0, 0.0), (1.0, 2.0), (1.3, 2.7)])
-def test_collapse_onto_a_point_names_the_component_and_suggests_reg_covar(covariance_type, offset):
-    # away from the origin the "zero" variances come out as rounding noise (~1e-31), not 0
-    X = _duplicated_points(offset)
-    gm = gmmlib.GaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
-    with pytest.raises(ValueError, match=r"[Cc]omponent|tied") as info:
+@pytest.mark.parametrize("k_bad", [0, 1, 2])
+def test_collapse_onto_a_point_names_the_component_and_suggests_reg_covar(
+    covariance_type, offset, k_bad
+):
+    # Only component k_bad sits on the duplicated point; the message must name it, and only
+    # it (the hint's "1e-6" holds digits too, so the index is read where it belongs).
+    X, means_init = _one_component_on_a_point(offset, k_bad)
+    start = dict(
+        weights_init=np.full(3, 1 / 3),
+        means_init=means_init,
+        covariances_init=_UNIT_COVARIANCES[covariance_type],
+    )
+    gm = gmmlib.GaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, **start)
+    with pytest.raises(ValueError) as info:
         gm.fit(X)
     message = str(info.value)
+    assert _named_components(message) == [k_bad], message
     assert "reg_covar" in message
-    if covariance_type != "tied":
-        assert any(f"{k}" in message for k in range(3))
     assert not hasattr(gm, "means_")
     # with reg_covar the same data fits, with finite parameters
     with warnings.catch_warnings():
@@ -195,6 +231,37 @@ def test_collapse_onto_a_point_names_the_component_and_suggests_reg_covar(covari
         gm.set_params(reg_covar=1e-6).fit(X)
     for a in (gm.weights_, gm.means_, gm.covariances_, gm.log_likelihood_history_):
         assert np.all(np.isfinite(a))
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (1.0, 2.0), (1.3, 2.7)])
+def test_collapse_of_the_tied_covariance_says_so(offset):
+    X = _duplicated_points(offset)  # every cluster a point: the pooled covariance is zero
+    gm = gmmlib.GaussianMixture(3, covariance_type="tied", reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match=r"^The tied covariance has .*reg_covar"):
+        gm.fit(X)
+    assert not hasattr(gm, "means_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)
+        gm.set_params(reg_covar=1e-6).fit(X)
+    assert np.all(np.isfinite(gm.covariances_))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("k_bad", [0, 1, 2])
+def test_rounding_noise_variance_is_called_collapsed_and_named(covariance_type, k_bad):
+    """A variance of 1e-31 at a mean of size ~3 is rounding noise (ε|μ|)², not spread."""
+    means = np.array([[1.3, 2.7], [-2.0, 0.5], [3.0, -1.0]])
+    variances = np.ones((3, 2))
+    variances[k_bad, :] = 1e-31
+    covariances = {
+        "full": np.stack([np.diag(v) for v in variances]),
+        "diag": variances,
+        "spherical": variances.mean(axis=1),
+    }[covariance_type]
+    np.linalg.cholesky(np.diag(variances[k_bad]))  # positive definite all the same
+    with pytest.raises(ValueError, match=r"collapsed.*reg_covar") as info:
+        check_not_collapsed(means, covariances, covariance_type)
+    assert _named_components(str(info.value)) == [k_bad]
 
 
 def test_collapse_during_em_is_named_not_nan():
@@ -286,29 +353,69 @@ def test_collapse_onto_a_line_is_named_not_fitted(n_line):
         covariances_init=np.stack([np.eye(2), np.eye(2)]),
     )
     gm = gmmlib.GaussianMixture(2, reg_covar=0.0, max_iter=50, **start)
-    with pytest.raises(ValueError, match=r"Component.*1.*reg_covar"):
+    with pytest.raises(ValueError, match=r"reg_covar") as info:
         gm.fit(X)
+    assert _named_components(str(info.value)) == [1]
     assert not hasattr(gm, "means_")
 
 
 def test_an_ill_scaled_but_valid_covariance_is_not_called_collapsed():
-    from gmmlib._gaussian import _check_not_collapsed
-
     # variances 1e12 and 1 with correlation 0.5: badly scaled, far from singular
     cov = np.array([[[1e12, 0.5e6], [0.5e6, 1.0]]])
-    _check_not_collapsed(np.zeros((1, 2)), cov, "full")
-    _check_not_collapsed(np.zeros((1, 2)), cov[0], "tied")
+    check_not_collapsed(np.zeros((1, 2)), cov, "full")
+    check_not_collapsed(np.zeros((1, 2)), cov[0], "tied")
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_a_positive_definite_but_rounding_singular_covariance_is_called_collapsed(
     covariance_type,
 ):
-    from gmmlib._gaussian import _check_not_collapsed
-
     # Cholesky succeeds (eigenvalues ~2 and ~5e-16), yet the samples lie on a line
     cov = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-15]])
     np.linalg.cholesky(cov)
     covariances = cov if covariance_type == "tied" else cov[None]
     with pytest.raises(ValueError, match=r"line or plane.*reg_covar"):
-        _check_not_collapsed(np.ones((1, 2)), covariances, covariance_type)
+        check_not_collapsed(np.ones((1, 2)), covariances, covariance_type)
+
+
+# -- where the checks live ---------------------------------------------------------------------
+def test_the_formula_modules_raise_no_message_of_their_own():
+    """Every message is written in gmmlib._validation; the other modules only call its checks."""
+    import pathlib
+
+    package = pathlib.Path(gmmlib.__file__).parent
+    modules = [p.stem for p in package.glob("_*.py") if p.stem not in ("__init__", "_validation")]
+    assert {"_e_step", "_engine", "_estimator"} <= set(modules)
+    for name in modules:
+        source = (package / f"{name}.py").read_text(encoding="utf-8")
+        assert "ValueError(" not in source, f"gmmlib/{name}.py builds its own ValueError"
+
+
+def test_new_argument_checks():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 2))
+    with pytest.raises(ValueError, match=r"covariance_type='full' must have shape \(n_components"):
+        gmmlib.precision_cholesky(np.eye(2), "full")
+    with pytest.raises(ValueError, match=r"covariance_type must be one of"):
+        gmmlib.precision_cholesky(np.ones(2), "round")
+    w, m, c = np.array([0.5, 0.5]), np.zeros((2, 2)), np.stack([np.eye(2)] * 2)
+    with pytest.raises(ValueError, match=r"old_means has 3 components but means has 2"):
+        gmmlib.q_function_brute_force(X, w, m, c, np.full(3, 1 / 3), np.zeros((3, 2)), c[[0, 0, 0]])
+    resp = np.full((6, 2), 0.5)
+    with pytest.raises(ValueError, match=r"means has 3 rows but n_components is 2"):
+        gmmlib.q_gradient_means(X, resp, np.zeros((3, 2)), c)
+    with pytest.raises(ValueError, match=r"covariance 1 is not positive definite"):
+        gmmlib.q_gradient_covariances(X, resp, m, np.stack([np.eye(2), np.zeros((2, 2))]))
+    with pytest.raises(ValueError, match=r"n_components=7 needs at least 7 samples; got 6"):
+        gmmlib.initial_responsibilities(X, 7, "kmeans", rng)
+    with pytest.raises(ValueError, match=r"n_samples must be at least 1"):
+        _fit(X).sample(0)
+
+
+def test_initial_responsibilities_takes_a_seed_or_a_generator():
+    X = np.random.default_rng(1).standard_normal((30, 2))
+    for method in ("kmeans", "k-means++", "random", "random_from_data"):
+        np.testing.assert_array_equal(
+            gmmlib.initial_responsibilities(X, 3, method, 5),
+            gmmlib.initial_responsibilities(X, 3, method, np.random.default_rng(5)),
+        )

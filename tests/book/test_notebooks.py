@@ -1,7 +1,8 @@
 """The book's notebooks are stored executed, clean and listed in the table of contents.
 
-nbval (configured in pyproject.toml) re-executes every notebook and compares the fresh outputs
-with the stored ones, but a notebook stored *without* outputs would give it nothing to compare.
+nbval (run by ``make test-book`` with the Makefile's NBVAL_FLAGS) re-executes every notebook and
+compares the fresh outputs with the stored ones, but a notebook stored *without* outputs would give
+it nothing to compare.
 These tests read the stored files only (no kernel) and check that:
 
 * every code cell was executed, in order, in one fresh run (execution counts 1, 2, 3, ...);

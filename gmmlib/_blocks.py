@@ -1,0 +1,199 @@
+"""Blocks of rows, threads over the blocks, and BLAS held to one thread meanwhile.
+
+The machinery of :class:`gmmlib.EMEngine` that does not depend on the arithmetic: how
+many rows a block has, how many threads share a pass's blocks, the buffers each thread
+keeps from pass to pass, and the BLAS limit around the passes (see the chapter "Making
+EM fast" for why).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+
+import numpy as np
+
+#: Rows per block when not given. NumPy's kernel: the block's work arrays take about
+#: 4 MiB, since smaller blocks pay more in NumPy's per-call overhead than they gain in
+#: cache. The compiled kernel: the whitened vectors take about 256 KiB, so that they
+#: stay in a core's L2 cache between its passes. Up to 4096 rows (with few components
+#: and features) a problem is a single block: no threads, no BLAS limit.
+_TARGET_BLOCK_BYTES = 4 << 20
+_MIN_BLOCK, MAX_BLOCK = 128, 4096
+_COMPILED_BLOCK_BYTES, _MIN_COMPILED_BLOCK = 256 << 10, 64
+
+
+def default_block_size(n_components: int, n_features: int, backend: str = "numpy") -> int:
+    """Rows per block: work arrays of about 4 MiB for NumPy, 256 KiB compiled (to 4096 rows).
+
+    NumPy's kernel pays a call per pass over a block and gains from long rows; the
+    compiled kernel makes no such calls and runs fastest when the block's whitened
+    vectors (K d of them per row) stay in the core's L2 cache between its passes.
+
+    Parameters
+    ----------
+    n_components, n_features : int
+    backend : {"numpy", "numba"}, default "numpy"
+        The kernel that will compute the blocks.
+
+    Returns
+    -------
+    int
+    """
+    if backend == "numba":
+        rows = _COMPILED_BLOCK_BYTES // max(8 * n_components * n_features, 1)
+        return int(min(MAX_BLOCK, max(_MIN_COMPILED_BLOCK, rows)))
+    per_row = 8 * (n_components * (2 * n_features + 1) + n_features + 1)
+    rows = _TARGET_BLOCK_BYTES // max(per_row, 1)
+    return int(min(MAX_BLOCK, max(_MIN_BLOCK, rows)))
+
+
+def block_starts(n_samples: int, block: int) -> np.ndarray:
+    """The first row of every block of ``block`` rows (the last block may be shorter)."""
+    return np.arange(0, n_samples, block, dtype=np.int64)
+
+
+def _have_threadpoolctl() -> bool:
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:  # pragma: no cover - gmmlib requires it; an install may still lack it
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """The number of cores this process may run on; 1 without threadpoolctl.
+
+    Without threadpoolctl BLAS cannot be held to one thread, and several engine threads
+    each calling a multi-threaded BLAS would compete for the same cores.
+    """
+    if not _have_threadpoolctl():  # pragma: no cover - see _have_threadpoolctl
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Workspace:
+    """One thread's buffers, kept from one pass to the next: each is allocated once.
+
+    A new array of a few MiB is new pages from the operating system, and their first
+    touch costs a good part of what NumPy's kernel spends on a block of a small problem.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+        self._arrays: dict[tuple, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple) -> np.ndarray:
+        """A C-contiguous float64 array of ``shape`` in the buffer ``name``; contents undefined.
+
+        Arrays of one name share their memory, so a name is for one quantity ("z",
+        "resp", ...); the last, shorter block gets a contiguous array too. The arrays
+        are kept as well: a lookup costs less than slicing and reshaping at every block.
+        """
+        key = (name, shape)
+        array = self._arrays.get(key)
+        if array is None:
+            size = math.prod(shape)
+            buffer = self._buffers.get(name)
+            if buffer is None or buffer.size < size:
+                buffer = self._buffers[name] = np.empty(size)
+                self._arrays = {k: v for k, v in self._arrays.items() if k[0] != name}
+            array = self._arrays[key] = buffer[:size].reshape(shape)
+        return array
+
+
+def in_this_thread(work, starts: np.ndarray) -> list:
+    """``work(starts, workspace)`` in the calling thread, BLAS untouched (a Dask chunk)."""
+    return [work(starts, Workspace())]
+
+
+@contextmanager
+def blas_single_thread():
+    """BLAS held to one thread inside the ``with`` block, restored on exit.
+
+    Through threadpoolctl when it is installed; without it nothing is changed (and the
+    engine runs on one thread, see ``default_threads``).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - gmmlib requires it; an install may still lack it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+class BlockThreads:
+    """Runs a pass's blocks on up to ``n_threads`` threads, BLAS on one thread meanwhile.
+
+    Blocks are small matrices: a multi-threaded BLAS only adds synchronisation there,
+    and the pass's own threads use the cores. Outside a ``with`` block the limit is
+    held for each pass of more than one block. Inside one, it is taken at the first
+    such pass (or by :meth:`hold_blas`) and kept, in one ``ExitStack``, until the
+    ``with`` block ends: it is not set and reset at every iteration.
+    """
+
+    def __init__(self, n_threads: int):
+        self.n_threads = n_threads
+        self._workspaces = [Workspace() for _ in range(n_threads)]
+        self._depth = 0
+        self._held: ExitStack | None = None  # the limits of the current with block
+        self._blas_limited = False
+
+    def __enter__(self):
+        self._depth += 1
+        if self._depth == 1:
+            self._held = ExitStack()
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            held, self._held, self._blas_limited = self._held, None, False
+            held.close()
+        return False
+
+    def hold_blas(self) -> None:
+        """Hold BLAS to one thread from now until the ``with`` block ends."""
+        if self._held is None:
+            raise RuntimeError("hold_blas is for use inside a with block.")
+        if not self._blas_limited:
+            self._held.enter_context(blas_single_thread())
+            self._blas_limited = True
+
+    @contextmanager
+    def single_threaded_blas(self):
+        """BLAS on one thread inside; within a ``with`` block of self, until that ends."""
+        if self._held is None:
+            with blas_single_thread():
+                yield
+        else:
+            self.hold_blas()
+            yield
+
+    def map(self, work, starts: np.ndarray) -> list:
+        """``work(starts[t::T], workspace_t)`` for each thread t of T; the results in order.
+
+        ``work`` is called with an array of block starts and the thread's workspace;
+        thread t takes blocks t, t + T, ... (the calling thread takes share 0). An
+        exception in any thread is raised here, after all threads have finished.
+        """
+        workspaces = self._workspaces
+        if len(starts) == 1:
+            return [work(starts, workspaces[0])]
+        n_threads = min(self.n_threads, len(starts))
+        with self.single_threaded_blas():
+            if n_threads == 1:
+                return [work(starts, workspaces[0])]
+            with ThreadPoolExecutor(n_threads - 1) as pool:
+                others = [
+                    pool.submit(work, starts[t::n_threads], workspaces[t])
+                    for t in range(1, n_threads)
+                ]
+                mine = work(starts[::n_threads], workspaces[0])
+                return [mine, *(future.result() for future in others)]
