@@ -132,6 +132,10 @@ def find_case(bench: dict, size, covariance_type="full", operation="fit") -> dic
     return None
 
 
+#: Okabe and Ito's colour-blind-safe palette (black left out), one colour per implementation.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+
+
 def _order(impl: str) -> int:
     return ORDER.index(impl) if impl in ORDER else len(ORDER)
 
@@ -431,7 +435,7 @@ def plot(bench: dict, ax=None, operation: str = "fit"):
             if r and _finite(r["seconds_per_iteration"]):
                 xs.append(i + (j - (len(impls) - 1) / 2) * width)
                 ys.append(r["seconds_per_iteration"])
-        ax.bar(xs, ys, width, color=f"C{_order(impl) % 10}", label=impl)
+        ax.bar(xs, ys, width, color=OKABE_ITO[_order(impl) % len(OKABE_ITO)], label=impl)
     ax.set_yscale("log")
     ax.set_xticks(range(len(all_cases)))
     ax.set_xticklabels([size_label(c) for c in all_cases])
