@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
@@ -112,20 +113,80 @@ def in_this_thread(work, starts: np.ndarray) -> list:
     return [work(starts, Workspace())]
 
 
+class _BlasLimit:
+    """BLAS held to one thread for the whole process while anyone holds it: a reference count.
+
+    The BLAS thread count is process-wide, so concurrent holders (engines fitting in
+    several Python threads) must share one limit: the first holder sets it and keeps
+    threadpoolctl's record of the original limits, the last one restores them, under a
+    lock. (Each holder limiting and restoring on its own is a race: a holder that
+    starts while another holds records 1 as "the original" and, leaving last, restores
+    1 for good.)
+
+    threadpoolctl 3.8 lets one Python thread at a time change OpenBLAS's limits (its
+    "controlling thread"; the others' calls do nothing), and a thread keeps that role
+    after setting a limit outside a ``with`` block. The last holder may not be the
+    first one's thread, so each thread here gives the role back right after it sets or
+    restores the limits (when it holds the role at that point).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._limiter = None  # threadpoolctl's limiter: it saved the original limits
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                from threadpoolctl import threadpool_limits
+
+                self._limiter = threadpool_limits(limits=1, user_api="blas")
+                _give_back_blas_control()
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                limiter, self._limiter = self._limiter, None
+                limiter.restore_original_limits()
+                _give_back_blas_control()
+
+
+def _give_back_blas_control() -> None:
+    """Let other threads change OpenBLAS's limits again (threadpoolctl >= 3.8; else nothing).
+
+    Clears threadpoolctl's controlling thread only if it is the calling thread.
+    """
+    import threadpoolctl
+
+    clear = getattr(
+        getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None
+    )
+    if clear is not None:
+        clear()
+
+
+_BLAS_LIMIT = _BlasLimit()
+
+
 @contextmanager
 def blas_single_thread():
-    """BLAS held to one thread inside the ``with`` block, restored on exit.
+    """BLAS held to one thread inside the ``with`` block, restored when the last holder leaves.
 
     Through threadpoolctl when it is installed; without it nothing is changed (and the
-    engine runs on one thread, see ``default_threads``).
+    engine runs on one thread, see ``default_threads``). Holders in any threads share
+    one process-wide limit (``_BlasLimit``): BLAS goes back to its original thread
+    count when the last of them leaves, whatever the order.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - gmmlib requires it; an install may still lack it
+    if not _have_threadpoolctl():  # pragma: no cover - see _have_threadpoolctl
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    _BLAS_LIMIT.acquire()
+    try:
         yield
+    finally:
+        _BLAS_LIMIT.release()
 
 
 class BlockThreads:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ._gaussian import _log_resp_beyond_overflow
 from ._mixture import _log_joint, _prepare
 from ._validation import check_sample_weight
 
@@ -29,7 +30,14 @@ def _e_step(X, weights, means, prec_chol, covariance_type):
     """
     log_joint = _log_joint(X, weights, means, prec_chol, covariance_type)
     log_norm = logsumexp(log_joint, axis=1)
-    return log_joint - log_norm[:, None], log_norm
+    lost = np.isneginf(log_norm)  # every density underflowed: no component explains the row
+    if not np.any(lost):
+        return log_joint - log_norm[:, None], log_norm
+    # such a row still has responsibilities: computed without the densities' common factor
+    log_resp = np.empty_like(log_joint)
+    log_resp[~lost] = log_joint[~lost] - log_norm[~lost, None]
+    log_resp[lost] = _log_resp_beyond_overflow(X[lost], weights, means, prec_chol, covariance_type)
+    return log_resp, log_norm
 
 
 def log_responsibilities(X, weights, means, covariances, covariance_type: str = "full"):

@@ -6,9 +6,15 @@ number of samples; :class:`gmmlib.GaussianMixture` fits through it. Each iterati
 one pass: every block of rows gets its E-step and adds its share of a few sums per
 component, from which ``params_from_sums`` (in ``gmmlib._m_step``) computes the new
 parameters. The sums are taken about the old means, in the old whitened frame, so the
-one pass is as accurate as two. The chapter "Making EM fast"
-(chapters/practice/11_fast_em_and_scale.ipynb) explains the method and how a block is
-computed.
+one pass is as accurate as two, as long as the means move by less than thousands of
+their standard deviations; an iteration that moves them further (from a start far from
+the data) sums again about the new means (``_cancellation``). The chapter "Making EM
+fast" (chapters/practice/11_fast_em_and_scale.ipynb) explains the method and how a
+block is computed.
+
+A row so far from every component that its squared distances overflow (beyond about
+1e154 standard deviations) has log P = -inf; a row of weight 0 adds nothing, wherever
+it is. Covariances that overflow are refused with a ValueError that says so.
 
 This module holds the engine and the named types it passes around; the rest is in
 ``gmmlib._kernels`` (the block kernels, NumPy and compiled), ``gmmlib._blocks`` (block
@@ -35,6 +41,7 @@ from ._m_step import params_from_sums
 from ._validation import (
     check_backend,
     check_covariance_type,
+    check_finite_covariances,
     check_int,
     check_nonnegative,
     check_rows,
@@ -103,16 +110,22 @@ def e_step_constants(weights, means, prec_chol, covariance_type):
     return DiagConstants(_HALF * scale, _HALF * centred * scale, ref, log_const)
 
 
-def block_sums(X, sample_weight, constants, scores_only, backend, block_size, run) -> Sums:
+def block_sums(
+    X, sample_weight, constants, scores_only, backend, block_size, run, recentred=None
+) -> Sums:
     """The sums over the rows of ``X``, block by block.
 
     ``run(work, starts)`` calls ``work`` on shares of the block starts, each with a
     workspace, and returns the list of its results: ``BlockThreads.map`` (threads) or
-    ``in_this_thread`` (both in ``gmmlib._blocks``).
+    ``in_this_thread`` (both in ``gmmlib._blocks``). With ``recentred`` (constants of
+    the same factors about other means) the responsibilities are those of
+    ``constants`` but the vectors summed are those of ``recentred`` (NumPy's
+    ``numpy_recentred_sums``: the engine's rare second pass).
     """
-    from ._kernels import kernels_for  # not with gmmlib: it imports Numba, when installed
+    # not with gmmlib: it imports Numba, when installed
+    from ._kernels import kernels_for, numpy_recentred_sums
 
-    kernels, X = kernels_for(X, backend)
+    kernels, X = kernels_for(X, backend if recentred is None else "numpy")
     full = isinstance(constants, FullConstants)
     kernel = kernels.full if full else kernels.diag
     n_samples, d = (int(s) for s in X.shape)
@@ -121,11 +134,43 @@ def block_sums(X, sample_weight, constants, scores_only, backend, block_size, ru
 
     def work(starts, workspace):
         first, second = np.zeros((d + 1, K)), np.zeros((K, d, d) if full else (K, d))
-        args = (*constants, first, second, scores_only)
-        loglik = kernel(X, sample_weight, starts, block, *args, workspace=workspace)
+        if recentred is None:
+            args = (*constants, first, second, scores_only)
+            loglik = kernel(X, sample_weight, starts, block, *args, workspace=workspace)
+        else:
+            args = (constants, recentred, first, second)
+            loglik = numpy_recentred_sums(X, sample_weight, starts, block, *args)
         return Sums(loglik, first, second)
 
     return Sums.total(run(work, block_starts(n_samples, block)))
+
+
+#: Mean log-likelihoods this close (relative) are the same to the engine's rounding: its
+#: kernels add in different orders (NumPy's, the compiled ones, any number of threads),
+#: so the last bits of a log-likelihood depend on the backend.
+SAME_LOG_LIKELIHOOD_RTOL = 1e-10
+
+
+def improves(candidate: float, best: float) -> bool:
+    """Whether a start's mean log-likelihood beats the best so far beyond rounding.
+
+    Two starts that reach the same optimum (the same clusters, labelled in another
+    order) end with log-likelihoods that differ in their last bits only, and which
+    one is larger depends on the backend. Keeping the earlier start unless the later
+    one is larger by more than ``SAME_LOG_LIKELIHOOD_RTOL`` makes the kept model the
+    same with and without Numba.
+    """
+    if not np.isfinite(best):
+        return candidate > best
+    return candidate > best + SAME_LOG_LIKELIHOOD_RTOL * max(1.0, abs(best))
+
+
+def _all_finite(sums: Sums) -> bool:
+    return bool(
+        np.isfinite(sums.log_likelihood)
+        and np.all(np.isfinite(sums.first))
+        and np.all(np.isfinite(sums.second))
+    )
 
 
 def _is_dask_array(X) -> bool:
@@ -208,6 +253,10 @@ class EMEngine:
         self.total_weight = (
             float(self.n_samples) if sample_weight is None else float(sample_weight.sum())
         )
+        # Σw over the rows that take part: the floor on N_k scales with it (``nk_floor``)
+        self._mean_weight = (
+            1.0 if sample_weight is None else self.total_weight / np.count_nonzero(sample_weight)
+        )
         self._block_size = None if block_size is None else check_int(block_size, "block_size")
         self.n_threads = (
             default_threads() if n_threads is None else check_int(n_threads, "n_threads")
@@ -237,19 +286,27 @@ class EMEngine:
     def __exit__(self, *exc):
         return self._threads.__exit__(*exc)
 
-    def _sums(self, constants, scores_only: bool) -> Sums:
+    def _sums(self, constants, scores_only: bool, recentred=None, backend=None) -> Sums:
+        backend = backend or self.backend
         sums = partial(
             block_sums,
             constants=constants,
             scores_only=scores_only,
-            backend=self.backend,
+            backend=backend,
             block_size=self._block_size,
+            recentred=recentred,
         )
         if self._dask is None:
-            return sums(self.X, self.sample_weight, run=self._threads.map)
-        # Dask's workers take the chunks, each on one thread: BLAS is held here for all.
-        with self._threads.single_threaded_blas():
-            return self._dask.map_reduce(partial(sums, run=in_this_thread), Sums.total)
+            result = sums(self.X, self.sample_weight, run=self._threads.map)
+        else:
+            # Dask's workers take the chunks, each on one thread: BLAS is held here for all.
+            with self._threads.single_threaded_blas():
+                result = self._dask.map_reduce(partial(sums, run=in_this_thread), Sums.total)
+        if backend != "numpy" and not _all_finite(result):
+            # A row that no component can explain (every distance's square overflows):
+            # NumPy's kernel gives it to its nearest component (-inf is its log P).
+            return self._sums(constants, scores_only, recentred, backend="numpy")
+        return result
 
     def mean_log_likelihood(self, weights, means, prec_chol) -> float:
         """Average (weighted) log P(x_i | θ) over the data, in one blocked pass."""
@@ -276,15 +333,34 @@ class EMEngine:
             The M-step from the responsibilities under θ; covariances shaped
             per type as in scikit-learn. They may not be positive definite if
             a component collapsed: :func:`gmmlib.precision_cholesky` says so.
+
+        Raises
+        ------
+        ValueError
+            If the new covariances overflow (data spread over more than ~1e154).
         """
         constants = e_step_constants(weights, means, prec_chol, self.covariance_type)
         sums = self._sums(constants, scores_only=False)
         centres = np.asarray(means, dtype=np.float64)
+        new = self._params(sums, constants, centres, prec_chol)
+        loss = _cancellation(
+            sums, constants, centres, prec_chol, self.covariance_type, self.reg_covar
+        )
+        if loss > _MAX_LOSS:
+            # The means moved so far (in the old whitened frame) that the one-pass update
+            # would lose its digits: the same responsibilities, summed about the new means.
+            moved = e_step_constants(weights, new[1], prec_chol, self.covariance_type)
+            new = self._params(self._sums(constants, False, moved), moved, new[1], prec_chol)
+        check_finite_covariances(new[2])
+        return (float(sums.log_likelihood) / self.total_weight, *new)
+
+    def _params(self, sums, constants, centres, prec_chol):
+        """The M-step from the sums of a pass whose vectors are about ``centres``."""
         d = self.n_features
         counts = sums.first[d]
-        # the sums are about r; params_from_sums takes them about the old means c_k
+        # the sums are about r; params_from_sums takes them about the centres c_k
         sum_y = sums.first[:d].T - counts[:, None] * (centres - constants.ref)
-        new = params_from_sums(
+        return params_from_sums(
             counts,
             sum_y,
             2.0 * sums.second,  # exact: the kernels whiten to z / √2
@@ -292,5 +368,40 @@ class EMEngine:
             prec_chol,
             self.covariance_type,
             self.reg_covar,
+            self._mean_weight,  # the floor on N_k scales with the weights
         )
-        return (float(sums.log_likelihood) / self.total_weight, *new)
+
+
+#: The one-pass update takes the scatter about the new mean as Σγ z zᵀ minus N_k δδᵀ
+#: (δ: the mean's move, both in the old whitened frame). When that subtraction cancels
+#: more than this factor of a new variance (reg_covar included), it keeps fewer than 10
+#: of the 16 digits: a mean that moved thousands of its standard deviations, as from a
+#: start far from the data, and :meth:`EMEngine.step` sums again about the new means.
+_MAX_LOSS = 1e6
+
+
+def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_covar) -> float:
+    """Largest factor by which the one-pass update cancels a new variance.
+
+    Entry j of component k, in the old whitened frame (z = Uᵀ(x - old mean)):
+    Z_jj / (Z_jj - S_j² / N_k + N_k reg_covar (UᵀU)_jj), with Z = Σγ z zᵀ and
+    S = Σγ z; the denominator is N_k times the new variance. 1 for an empty
+    component, inf when rounding left nothing.
+    """
+    d = centres.shape[1]
+    counts = sums.first[d]
+    sum_y = sums.first[:d].T - counts[:, None] * (centres - constants.ref)
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        U = np.broadcast_to(prec_chol, (centres.shape[0], d, d))
+        sum_z = np.einsum("kji,kj->ki", U, sum_y)
+        norms = np.einsum("kij,kij->kj", U, U)  # (UᵀU)_jj: reg_covar I in the whitened frame
+        second = np.diagonal(2.0 * sums.second, axis1=1, axis2=2)
+    else:
+        scale = prec_chol[:, None] if covariance_type == "spherical" else prec_chol
+        sum_z, norms, second = scale * sum_y, scale**2, 2.0 * sums.second
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        kept = second - sum_z**2 / counts[:, None] + counts[:, None] * reg_covar * norms
+        loss = np.where(kept > 0, second / kept, np.inf)
+    loss[~(second > 0) | ~(counts[:, None] > 0)] = 1.0
+    return float(loss.max())

@@ -1,5 +1,12 @@
 """GaussianMixture: the EM loop of chapter 7, run on the blocked engine of ``gmmlib._engine``.
 
+The estimator is also a scikit-learn estimator, without importing scikit-learn: it
+implements what scikit-learn's tools look for (``get_params``/``set_params``, the
+``__sklearn_tags__`` and ``__sklearn_is_fitted__`` protocols, ``n_features_in_`` and
+``feature_names_in_``, ``y`` accepted and ignored), and raises the subclasses of
+scikit-learn's ``NotFittedError`` and ``ConvergenceWarning`` once scikit-learn is
+loaded (``gmmlib._validation``). The class docstring's Notes say why and what differs.
+
 References
 ----------
 The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb).
@@ -8,41 +15,69 @@ The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb).
 from __future__ import annotations
 
 import inspect
-import warnings
+import time
 
 import numpy as np
 from scipy.special import logsumexp
 
 from ._e_step import _e_step
-from ._engine import EMEngine
+from ._engine import EMEngine, improves
 from ._gaussian import precision_cholesky
-from ._init import _initial_responsibilities
-from ._m_step import _m_step
+from ._init import initial_parameters
 from ._mixture import _log_joint, _sample_mixture
+from ._validation import ConvergenceWarning as ConvergenceWarning  # gmmlib.ConvergenceWarning
 from ._validation import NotFittedError as NotFittedError  # re-exported as gmmlib.NotFittedError
 from ._validation import (
+    all_starts_failed,
+    check_backend,
+    check_bool,
     check_covariance_type,
     check_covariances,
     check_data,
+    check_dense,
     check_enough_samples,
+    check_feature_names,
     check_finite_log_likelihood,
     check_init_params,
     check_int,
     check_is_fitted,
-    check_means,
+    check_means_init,
     check_n_features,
+    check_n_samples_to_draw,
     check_nonnegative,
     check_not_collapsed,
+    check_one_covariance_init,
     check_param_names,
+    check_precisions_init,
+    check_random_state,
     check_sample_weight,
     check_verbose,
     check_warm_start,
-    check_weights,
+    check_weights_init,
+    feature_names,
+    warn_not_converged,
+    warn_start_skipped,
 )
 
+#: The fitted parameters, stored in the dtype of the data (float32 or float64).
+_PARAMETERS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``."""
+
+def _precisions(prec_chol, covariance_type):
+    """Σ⁻¹ from its Cholesky factor U (U Uᵀ for full and tied, U² for diag and spherical)."""
+    if covariance_type == "full":
+        return prec_chol @ np.swapaxes(prec_chol, 1, 2)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def _covariances_from_precisions(precisions, covariance_type):
+    """Σ from a checked Σ⁻¹, symmetrised against rounding."""
+    if covariance_type in ("diag", "spherical"):
+        return 1.0 / precisions
+    covariances = np.linalg.inv(precisions)
+    return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
 
 
 class GaussianMixture:
@@ -54,8 +89,9 @@ class GaussianMixture:
     computed by :class:`gmmlib.EMEngine` in one blocked pass over the data
     (tested equal to those functions to 1e-10); the estimator runs the loop, tests
     convergence and keeps the best of ``n_init`` starts. Arguments and attributes
-    follow scikit-learn's ``GaussianMixture``, so from the same start both run the
-    same iterations.
+    are scikit-learn's ``GaussianMixture``'s, so from the same start both run the
+    same iterations, and it works in scikit-learn's tools (pipelines,
+    ``GridSearchCV``, ``cross_val_score``, ``clone``); see the Notes.
 
     Parameters
     ----------
@@ -67,19 +103,41 @@ class GaussianMixture:
         Added to the diagonal of every covariance; keeps a collapsing component
         positive definite (a ridge, or in Bayesian terms a weak prior on Σ).
     max_iter : int, default 100
-        Number of EM iterations (E-step + M-step) at most.
+        Number of EM iterations (E-step + M-step) at most; 0 only initialises
+        (the fitted parameters are the start's, and no warning is issued).
     n_init : int, default 1
-        Number of starts; the fit with the highest final log-likelihood is kept.
+        Number of starts; the fit with the highest final log-likelihood is kept. A
+        start in which a component collapses is skipped with a warning that names
+        it; the fit raises only when every start fails.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
         See :func:`gmmlib.initial_responsibilities`.
-    weights_init, means_init, covariances_init : array_like, optional
-        User-given starting parameters; ``covariances_init`` is shaped as
-        ``covariances_`` for the covariance type.
-    random_state : None, int or numpy.random.Generator
+    weights_init : array_like of shape (n_components,), optional
+        User-given starting weights.
+    means_init : array_like of shape (n_components, n_features), optional
+        User-given starting means.
+    precisions_init : array_like, optional
+        User-given starting precisions Σ⁻¹, shaped as ``precisions_`` for the
+        covariance type (as in scikit-learn).
+    covariances_init : array_like, optional
+        The same start given as covariances Σ, shaped as ``covariances_``; at most
+        one of ``precisions_init`` and ``covariances_init``.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        The starts' random numbers. A generator or a ``RandomState`` is advanced
+        by each fit, so repeated fits differ (as in scikit-learn).
     warm_start : bool, default False
-        If True, a second ``fit`` starts from the previous solution (``n_init`` is ignored).
+        If True, a second ``fit`` starts from the previous solution (``n_init`` is
+        ignored) and continues its convergence test, so that a loop of warm fits
+        with a small ``max_iter`` stops once EM has converged. If
+        ``n_components`` or ``covariance_type`` changed since, the previous
+        solution no longer fits the model and the fit starts afresh.
     verbose : int, default 0
-        If positive, print the log-likelihood at every iteration.
+        1 prints each start and the mean log-likelihood every ``verbose_interval``
+        iterations; 2 adds the change and the time per iteration.
+    verbose_interval : int, default 10
+        Iterations between two printed lines.
+    backend : {"auto", "numba", "numpy"}, default "auto"
+        The engine's block kernel (see :class:`gmmlib.EMEngine`); the results do
+        not depend on it beyond rounding.
 
     Attributes
     ----------
@@ -87,24 +145,69 @@ class GaussianMixture:
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
         full (K, d, d), tied (d, d), diag (K, d) or spherical (K,).
+    precisions_ : ndarray
+        The inverses Σ⁻¹ of the covariances, in the same shape.
     precisions_cholesky_ : ndarray
         Cholesky factors of the precision matrices (see :func:`gmmlib.precision_cholesky`).
     converged_ : bool
     n_iter_ : int
         EM iterations run by the best start.
     lower_bound_ : float
-        Average log-likelihood per sample at the start of the last iteration, as
-        in scikit-learn (for EM on a GMM the lower bound equals the likelihood).
+        Average log-likelihood per sample at the start of the last iteration of
+        the kept start, as in scikit-learn (for EM on a GMM the lower bound
+        equals the likelihood); ``-inf`` when ``max_iter=0``.
+    lower_bounds_ : ndarray
+        The same at the start of every iteration of the kept start (``n_iter_``
+        values).
     log_likelihood_history_ : ndarray
         Average log-likelihood per sample of the initial parameters and after
-        every iteration (``n_iter_ + 1`` values); EM never lets it decrease.
+        every iteration (``n_iter_ + 1`` values); the last value is that of the
+        fitted parameters.
     n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray
+        The column names of a data frame given to ``fit``, one per feature (set
+        only when they are all strings); data passed later must have the same
+        columns in the same order.
 
     Notes
     -----
-    ``sample_weight`` in :meth:`fit` scales every responsibility
-    :math:`\gamma_{ik}` by :math:`w_i` (see :func:`gmmlib.m_step`), so integer
-    weights are the same as repeated rows.
+    **Sample weights.** ``sample_weight`` in :meth:`fit` scales every
+    responsibility :math:`\gamma_{ik}` by :math:`w_i` (see :func:`gmmlib.m_step`),
+    so integer weights are the same as repeated rows; :meth:`score`,
+    :meth:`bic` and :meth:`aic` take them too.
+
+    **What EM guarantees.** With ``reg_covar=0`` every M-step maximises Q
+    exactly, so the log-likelihood never decreases from one iteration to the
+    next (``log_likelihood_history_`` is non-decreasing, to rounding). With
+    ``reg_covar > 0`` (the default) each M-step adds ``reg_covar`` · I to that
+    maximiser: the iterations then follow a penalised, MAP-like objective, and
+    the plain log-likelihood may fall from one iteration to the next, by an
+    amount that is negligible for well-spread components and noticeable for a
+    nearly singular one (a variance not large against ``reg_covar``).
+
+    **scikit-learn.** gmmlib does not import scikit-learn, and does not need
+    it: the estimator implements the protocol scikit-learn's tools use
+    (``get_params``/``set_params``, ``__sklearn_tags__``, which imports
+    scikit-learn's tag classes only when scikit-learn asks for them,
+    ``__sklearn_is_fitted__``, ``n_features_in_``, ``feature_names_in_``).
+    :class:`gmmlib.NotFittedError` and :class:`gmmlib.ConvergenceWarning` are
+    gmmlib's classes; once scikit-learn is loaded, the instances gmmlib raises
+    are also instances of ``sklearn.exceptions.NotFittedError`` and
+    ``sklearn.exceptions.ConvergenceWarning``, so ``except`` clauses and
+    warning filters written for either library apply.
+
+    **float32.** EM is always computed in float64. For float32 data, the fitted
+    parameters are then stored as float32 (the float64 results rounded once),
+    and :meth:`predict_proba` and :meth:`score_samples` return float32, as in
+    scikit-learn; everything else is float64.
+
+    **Stricter than scikit-learn.** A component that collapses (a singular
+    covariance, when ``reg_covar`` is too small) raises an error naming it
+    instead of returning a model with a meaninglessly large likelihood (with
+    ``n_init > 1`` that start is skipped); a bool is refused where a number is
+    expected; a warm start after ``n_components`` or ``covariance_type`` changed
+    starts afresh (scikit-learn continues with the old shapes).
 
     Examples
     --------
@@ -142,10 +245,13 @@ class GaussianMixture:
         init_params: str = "kmeans",
         weights_init=None,
         means_init=None,
+        precisions_init=None,
         covariances_init=None,
         random_state=None,
         warm_start: bool = False,
         verbose: int = 0,
+        verbose_interval: int = 10,
+        backend: str = "auto",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -156,12 +262,15 @@ class GaussianMixture:
         self.init_params = init_params
         self.weights_init = weights_init
         self.means_init = means_init
+        self.precisions_init = precisions_init
         self.covariances_init = covariances_init
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
 
-    # -- scikit-learn style parameter access -------------------------------------------
+    # -- scikit-learn's estimator protocol ----------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters and their current values, as in scikit-learn.
 
@@ -199,6 +308,16 @@ class GaussianMixture:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):
+        # Called by scikit-learn only (>= 1.6), so scikit-learn is there to import from:
+        # an unsupervised density estimator of dense 2-D data, scikit-learn's defaults.
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "means_")
+
     def __repr__(self) -> str:
         defaults = {
             p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
@@ -215,46 +334,72 @@ class GaussianMixture:
         return f"GaussianMixture({', '.join(changed)})"
 
     # -- validation (every check and message is in gmmlib._validation) -----------------
-    def _check_parameters(self):
-        K = check_int(self.n_components, "n_components", minimum=1)
-        check_covariance_type(self.covariance_type)
-        check_nonnegative(self.tol, "tol")
-        check_nonnegative(self.reg_covar, "reg_covar")
-        check_int(self.max_iter, "max_iter", minimum=1)
-        check_int(self.n_init, "n_init", minimum=1)
-        check_init_params(self.init_params)
-        check_verbose(self.verbose)
-        return K
+    def _check_parameters(self) -> dict:
+        check_one_covariance_init(self.precisions_init, self.covariances_init)
+        return {
+            "n_components": check_int(self.n_components, "n_components", minimum=1),
+            "covariance_type": check_covariance_type(self.covariance_type),
+            "tol": check_nonnegative(self.tol, "tol"),
+            "reg_covar": check_nonnegative(self.reg_covar, "reg_covar"),
+            "max_iter": check_int(self.max_iter, "max_iter", minimum=0),
+            "n_init": check_int(self.n_init, "n_init", minimum=1),
+            "init_params": check_init_params(self.init_params),
+            "warm_start": check_bool(self.warm_start, "warm_start"),
+            "verbose": check_verbose(self.verbose),
+            "verbose_interval": check_int(self.verbose_interval, "verbose_interval", minimum=1),
+            "backend": check_backend(self.backend),
+        }
 
     def _check_init_parameters(self, n_features):
-        K = self.n_components
+        K, cov_type = self.n_components, self.covariance_type
         weights = means = covariances = None
         if self.weights_init is not None:
-            weights = check_weights(self.weights_init, K)
+            weights = check_weights_init(self.weights_init, K)
         if self.means_init is not None:
-            means = check_means(self.means_init, K, n_features)
+            means = check_means_init(self.means_init, K, n_features)
         if self.covariances_init is not None:
-            covariances = check_covariances(
-                self.covariances_init, self.covariance_type, K, n_features
-            )
+            covariances = check_covariances(self.covariances_init, cov_type, K, n_features)
+        if self.precisions_init is not None:
+            precisions = check_precisions_init(self.precisions_init, cov_type, K, n_features)
+            covariances = _covariances_from_precisions(precisions, cov_type)
         return weights, means, covariances
 
-    def _check_X_predict(self, X):
+    @staticmethod
+    def _as_data(X):
+        """(X as checked float64 data, the dtype of the fitted results): float32 for float32."""
+        check_dense(X)
+        if not isinstance(X, np.ndarray):
+            X = np.asarray(X)  # a list, or a data frame (its names were read before)
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
+        return check_data(X), dtype
+
+    def _check_X_predict(self, X, stacklevel=3):
+        """New data, checked against the fitted model; returns (X, output dtype).
+
+        ``stacklevel`` points a warning at the caller of the public method.
+        """
         check_is_fitted(self)
-        X = check_data(X)
+        fitted = getattr(self, "feature_names_in_", None)
+        check_feature_names(fitted, feature_names(X), stacklevel=stacklevel + 1)
+        X, dtype = self._as_data(X)
         check_n_features(X, self.n_features_in_)
-        return X
+        return X, np.result_type(dtype, self.means_.dtype)
 
     # -- fitting -----------------------------------------------------------------------
-    def _initial_parameters(self, X, sample_weight, rng, user):
+    def _initial_parameters(self, X, sample_weight, rng, user, reg_covar):
         if all(part is not None for part in user):
             # A complete user-given start needs no pass over the data (as in scikit-learn),
             # which keeps a fit on a memmap larger than memory within a few blocks.
             return tuple(part.copy() for part in user)
-        resp = _initial_responsibilities(X, self.n_components, self.init_params, rng)
-        if sample_weight is not None:
-            resp = resp * sample_weight[:, None]
-        weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
+        weights, means, covariances = initial_parameters(
+            X,
+            self.n_components,
+            self.init_params,
+            rng,
+            self.covariance_type,
+            reg_covar,
+            sample_weight,
+        )
         user_weights, user_means, user_covariances = user
         if user_weights is not None:
             weights = user_weights.copy()
@@ -264,28 +409,59 @@ class GaussianMixture:
             covariances = user_covariances.copy()
         return weights, means, covariances
 
-    def _run_em(self, X, sample_weight, params):
+    def _fitted_parameters(self):
+        """The fitted (weights, means, covariances) in float64: a warm start's start."""
+        return tuple(
+            np.array(getattr(self, name), dtype=np.float64)
+            for name in ("weights_", "means_", "covariances_")
+        )
+
+    def _continues(self, n_features: int) -> bool:
+        """Whether this fit is a warm start from the previous solution."""
+        if not hasattr(self, "means_"):
+            return False
+        n_components, n_features_fitted = self.means_.shape
+        if (
+            n_components != self.n_components
+            or getattr(self, "_covariance_type_fitted", None) != self.covariance_type
+        ):
+            return False  # the settings changed: the previous solution is no start for them
+        check_warm_start(n_features_fitted, n_features)
+        return True
+
+    def _run_em(self, X, sample_weight, params, lower_bound, settings):
         """EM from ``params``; returns a dict of everything a fit sets.
 
         The iterations run on :class:`gmmlib.EMEngine`: the same E-step
         (:func:`gmmlib.log_responsibilities`) and M-step
-        (:func:`gmmlib.m_step`) in one blocked pass over the data.
+        (:func:`gmmlib.m_step`) in one blocked pass over the data. ``lower_bound``
+        is the previous one (``-inf``, or the last of the fit a warm start continues).
         """
-        cov_type = self.covariance_type
+        cov_type, tol = settings["covariance_type"], settings["tol"]
+        verbose, interval = settings["verbose"], settings["verbose_interval"]
         weights, means, covariances = params
         prec_chol = precision_cholesky(covariances, cov_type)
-        engine = EMEngine(X, cov_type, self.reg_covar, sample_weight)
-        history, lower_bound, converged, n_iter = [], -np.inf, False, 0
+        engine = EMEngine(
+            X, cov_type, settings["reg_covar"], sample_weight, backend=settings["backend"]
+        )
+        history, converged, n_iter = [], False, 0
+        tick = time.perf_counter()
         with engine:  # BLAS held to one thread per engine thread, restored on exit
-            for n_iter in range(1, self.max_iter + 1):
+            for n_iter in range(1, settings["max_iter"] + 1):
                 previous = lower_bound
                 # mean log-likelihood of the parameters at the start of the iteration
                 lower_bound, weights, means, covariances = engine.step(weights, means, prec_chol)
                 history.append(lower_bound)
                 prec_chol = precision_cholesky(covariances, cov_type)
-                if self.verbose:
-                    print(f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}")
-                if abs(lower_bound - previous) < self.tol:
+                change = lower_bound - previous
+                if verbose and n_iter % interval == 0:
+                    line = f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}"
+                    if verbose >= 2:
+                        now = time.perf_counter()
+                        line += f"  change {change:.5g}  time {now - tick:.5f}s"
+                        tick = now
+                    print(line)
+                if abs(change) < tol:
                     converged = True
                     break
             history.append(engine.mean_log_likelihood(weights, means, prec_chol))
@@ -297,7 +473,8 @@ class GaussianMixture:
             "precisions_cholesky_": prec_chol,
             "converged_": converged,
             "n_iter_": n_iter,
-            "lower_bound_": lower_bound,
+            "lower_bound_": float(lower_bound) if n_iter else -np.inf,
+            "lower_bounds_": history[:-1].copy(),
             "log_likelihood_history_": history,
         }
 
@@ -307,6 +484,8 @@ class GaussianMixture:
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
+            An array, or a data frame (its column names are kept as
+            ``feature_names_in_``).
         y : ignored
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative weight per sample (integer weights equal repeated rows).
@@ -321,7 +500,8 @@ class GaussianMixture:
         ------
         ValueError
             For invalid data or parameters, and when a component collapses (the
-            message names it and suggests ``reg_covar``).
+            message names it and suggests ``reg_covar``); with ``n_init > 1``,
+            only when every start collapses.
         """
         return self._fit(X, sample_weight)
 
@@ -343,8 +523,10 @@ class GaussianMixture:
         return self._fit(X, sample_weight).predict(X)
 
     def _fit(self, X, sample_weight):
-        K = self._check_parameters()
-        X = check_data(X)
+        settings = self._check_parameters()
+        names = feature_names(X)
+        X, dtype = self._as_data(X)
+        K = settings["n_components"]
         if sample_weight is None:
             # Not np.ones(N): memory added by a fit must not grow with N. EMEngine reads
             # None as all ones, and the initial M-step then uses the unweighted
@@ -355,42 +537,77 @@ class GaussianMixture:
             n_effective = int(np.count_nonzero(sample_weight))
         check_enough_samples(K, n_effective, weighted=True)
         user = self._check_init_parameters(X.shape[1])
-        rng = np.random.default_rng(self.random_state)
-        warm = self.warm_start and hasattr(self, "means_")
-        if warm:
-            check_warm_start(self.means_.shape[1], X.shape[1])
-        best = None
-        for _ in range(1 if warm else self.n_init):
-            if warm:
-                params = (self.weights_.copy(), self.means_.copy(), np.copy(self.covariances_))
-            else:
-                params = self._initial_parameters(X, sample_weight, rng, user)
-            result = self._run_em(X, sample_weight, params)
-            check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
-            if (
-                best is None
-                or result["log_likelihood_history_"][-1] > best["log_likelihood_history_"][-1]
-            ):
+        rng = check_random_state(self.random_state)
+        warm = settings["warm_start"] and self._continues(X.shape[1])
+        n_starts = 1 if warm else settings["n_init"]
+        best, errors = None, []
+        for start in range(n_starts):
+            if settings["verbose"]:
+                print(f"Initialisation {start}")
+            try:
+                if warm:
+                    params, lower_bound = self._fitted_parameters(), self.lower_bound_
+                else:
+                    params = self._initial_parameters(
+                        X, sample_weight, rng, user, settings["reg_covar"]
+                    )
+                    lower_bound = -np.inf
+                result = self._run_em(X, sample_weight, params, lower_bound, settings)
+                check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
+            except ValueError as error:  # the inputs were checked: a component collapsed
+                if n_starts == 1:
+                    raise
+                warn_start_skipped(start, n_starts, error, stacklevel=3)
+                errors.append(error)
+                continue
+            if settings["verbose"]:
+                state = "converged" if result["converged_"] else "did not converge"
+                print(
+                    f"Initialisation {start} {state}: {result['n_iter_']} iterations, mean "
+                    f"log-likelihood {result['log_likelihood_history_'][-1]:.8f}"
+                )
+            final = result["log_likelihood_history_"][-1]
+            # a later start must be better beyond rounding: starts that reach the same
+            # clusters tie to the last bit, and the kernel's rounding must not pick
+            if best is None or improves(final, best["log_likelihood_history_"][-1]):
                 best = result
-        if not best["converged_"]:
-            warnings.warn(
-                f"EM did not converge within max_iter={self.max_iter} iterations (the change "
-                f"in mean log-likelihood stayed above tol={self.tol}). Increase max_iter or "
-                "tol, or check the initialisation.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        if best is None:
+            raise all_starts_failed(n_starts, errors) from errors[0]
+        if not best["converged_"] and settings["max_iter"] > 0:
+            warn_not_converged(settings["max_iter"], settings["tol"], stacklevel=3)
+        best["precisions_"] = _precisions(best["precisions_cholesky_"], self.covariance_type)
+        for name in _PARAMETERS:
+            best[name] = np.asarray(best[name], dtype=dtype)
         # Everything was computed before this point: a fit that raised above left a
         # previously fitted model untouched.
         for name, value in best.items():
             setattr(self, name, value)
+        self._covariance_type_fitted = self.covariance_type
         self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return self
 
     # -- using a fitted model ----------------------------------------------------------
+    def _log_resp(self, X):
+        """log γ_ik under the fitted parameters (no NaN, even where every φ_ik underflows)."""
+        return _e_step(
+            X,
+            np.asarray(self.weights_, dtype=np.float64),
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+            self.covariance_type,
+        )[0]
+
     def _log_joint(self, X):
         return _log_joint(
-            X, self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type
+            X,
+            np.asarray(self.weights_, dtype=np.float64),
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+            self.covariance_type,
         )
 
     def score_samples(self, X) -> np.ndarray:
@@ -405,25 +622,40 @@ class GaussianMixture:
         -------
         ndarray of shape (n_samples,)
             The log-density of the fitted mixture at each sample, as
-            :func:`gmmlib.log_mixture_density` computes it.
+            :func:`gmmlib.log_mixture_density` computes it (float32 for float32
+            data and a model fitted on float32 data, float64 otherwise).
         """
-        X = self._check_X_predict(X)
-        return logsumexp(self._log_joint(X), axis=1)
+        X, dtype = self._check_X_predict(X)
+        return logsumexp(self._log_joint(X), axis=1).astype(dtype, copy=False)
 
-    def score(self, X, y=None) -> float:
-        """Average log-likelihood per sample.
+    def _weighted_log_likelihood(self, X, sample_weight):
+        """(Σ w_i log P(x_i | θ), Σ w_i), in float64; all w_i = 1 without weights."""
+        X, _ = self._check_X_predict(X, stacklevel=4)
+        log_density = logsumexp(self._log_joint(X), axis=1)
+        if sample_weight is None:
+            return float(log_density.sum()), float(X.shape[0])
+        w = check_sample_weight(sample_weight, X.shape[0])
+        return float(w @ log_density), float(w.sum())
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Average log-likelihood per sample (weighted by ``sample_weight``).
 
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weight per sample; as in :meth:`fit`, integer weights
+            equal repeated rows.
 
         Returns
         -------
         float
-            The mean of :meth:`score_samples`: the log-likelihood over N.
+            Σ w_i log P(x_i | θ) / Σ w_i: without weights, the mean of
+            :meth:`score_samples`, the log-likelihood over N.
         """
-        return float(self.score_samples(X).mean())
+        total, weight = self._weighted_log_likelihood(X, sample_weight)
+        return total / weight
 
     def predict_proba(self, X) -> np.ndarray:
         """Responsibilities γ_ik under the fitted model (:eq:`eq-responsibility`).
@@ -437,9 +669,8 @@ class GaussianMixture:
         ndarray of shape (n_samples, n_components)
             Every row sums to 1, as in :func:`gmmlib.responsibilities`.
         """
-        X = self._check_X_predict(X)
-        params = (self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
-        return np.exp(_e_step(X, *params)[0])
+        X, dtype = self._check_X_predict(X)
+        return np.exp(self._log_resp(X)).astype(dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:
         """The most responsible component of each sample.
@@ -453,8 +684,9 @@ class GaussianMixture:
         ndarray of shape (n_samples,)
             For every sample, the component k with the largest responsibility.
         """
-        X = self._check_X_predict(X)
-        return np.argmax(self._log_joint(X), axis=1)
+        X, _ = self._check_X_predict(X)
+        # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
+        return np.argmax(self._log_resp(X), axis=1)
 
     def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``(X, labels)`` from the fitted mixture (:eq:`eq-generative-model`).
@@ -462,22 +694,25 @@ class GaussianMixture:
         Parameters
         ----------
         n_samples : int, default 1
-        random_state : None, int or numpy.random.Generator
-            Defaults to the estimator's own ``random_state``.
+            At least 1.
+        random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+            Defaults to the estimator's own ``random_state`` (as in scikit-learn,
+            a seed then gives the same samples at every call).
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            In float64.
         labels : ndarray of shape (n_samples,)
             The component each sample was drawn from, as in
             :func:`gmmlib.sample_mixture`.
         """
         check_is_fitted(self)
-        n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rng = self.random_state if random_state is None else random_state
-        return _sample_mixture(
-            n_samples, self.weights_, self.means_, self.covariances_, self.covariance_type, rng
-        )
+        n_samples = check_n_samples_to_draw(n_samples)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        weights, means, covariances = self._fitted_parameters()
+        weights = weights / weights.sum()  # float32 weights sum to 1 within float32 only
+        return _sample_mixture(n_samples, weights, means, covariances, self.covariance_type, rng)
 
     def _n_parameters(self) -> int:
         K, d = self.means_.shape
@@ -489,37 +724,42 @@ class GaussianMixture:
         }[self.covariance_type]
         return int(cov + K * d + K - 1)
 
-    def bic(self, X) -> float:
-        """Bayesian information criterion, −2 log L + p log N (lower is better; :eq:`eq-bic`).
+    def bic(self, X, sample_weight=None) -> float:
+        r"""Bayesian information criterion, −2 log L + p log N (lower is better; :eq:`eq-bic`).
 
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
             The data the criterion is computed on (usually the training data).
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weight per sample. The weighted log-likelihood
+            :math:`\sum_i w_i \log P(x_i \mid \theta)` is the log-likelihood of the
+            rows repeated :math:`w_i` times, and N is then their number
+            :math:`\sum_i w_i`: a fit on weighted, compressed data reports the BIC
+            of the repeated rows.
 
         Returns
         -------
         float
             With p the number of free parameters of the fitted mixture.
         """
-        return self._information_criterion(X, lambda n_samples: np.log(n_samples))
+        total, weight = self._weighted_log_likelihood(X, sample_weight)
+        return -2.0 * total + self._n_parameters() * float(np.log(weight))
 
-    def aic(self, X) -> float:
-        """Akaike information criterion, −2 log L + 2p (lower is better; :eq:`eq-aic`).
+    def aic(self, X, sample_weight=None) -> float:
+        r"""Akaike information criterion, −2 log L + 2p (lower is better; :eq:`eq-aic`).
 
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
+        sample_weight : array_like of shape (n_samples,), optional
+            As in :meth:`bic`: log L is :math:`\sum_i w_i \log P(x_i \mid \theta)`,
+            the log-likelihood of the repeated rows.
 
         Returns
         -------
         float
             Penalising each of the p free parameters by 2, whatever N.
         """
-        return self._information_criterion(X, lambda n_samples: 2)
-
-    def _information_criterion(self, X, cost_per_parameter) -> float:
-        """−2 log L + p · cost_per_parameter(N), with log L = N · score(X)."""
-        X = self._check_X_predict(X)
-        penalty = self._n_parameters() * cost_per_parameter(X.shape[0])
-        return float(-2 * self.score(X) * X.shape[0] + penalty)
+        total, _ = self._weighted_log_likelihood(X, sample_weight)
+        return -2.0 * total + 2.0 * self._n_parameters()

@@ -149,6 +149,41 @@ def _log_component_densities(X, means, prec_chol, covariance_type):
     return -0.5 * (n_features * LOG_2PI + maha) + log_det
 
 
+def _log_resp_beyond_overflow(X, weights, means, prec_chol, covariance_type) -> np.ndarray:
+    """Log-responsibilities (n, K) of rows that no component can explain; no argument checking.
+
+    Far enough from every component (a whitened distance beyond about 1e154) every
+    squared distance overflows, every log-density is -inf and Bayes' rule gives
+    -inf - (-inf) = NaN. The limit as the distances grow is that the component at
+    the smallest whitened distance takes all the responsibility (exact ties share
+    it; a component of weight 0 takes none). The distances are compared through
+    their logs, computed without overflow: rows and means scaled by one power of
+    two, each norm as its largest entry times the norm of the ratios.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_features = X.shape[1]
+    size = max(float(np.max(np.abs(X), initial=0.0)), float(np.max(np.abs(means), initial=0.0)))
+    exponent = -int(np.frexp(size)[1]) if size > 0 else 0
+    X, means = np.ldexp(X, exponent), np.ldexp(np.asarray(means, dtype=np.float64), exponent)
+    log_dist = np.empty((X.shape[0], means.shape[0]))
+    for k in range(means.shape[0]):
+        if covariance_type in ("full", "tied"):
+            u = prec_chol[k] if covariance_type == "full" else prec_chol
+            y = (X - means[k]) @ u
+        else:
+            y = (X - means[k]) * (prec_chol[k] * np.ones(n_features))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            largest = np.max(np.abs(y), axis=1)
+            log_dist[:, k] = np.log(largest) + 0.5 * np.log(
+                np.sum((y / largest[:, None]) ** 2, axis=1)
+            )
+    log_dist = np.nan_to_num(log_dist, nan=np.inf)
+    log_dist[:, np.asarray(weights) == 0] = np.inf
+    nearest = log_dist == log_dist.min(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(nearest / nearest.sum(axis=1, keepdims=True))
+
+
 def log_component_densities(X, means, covariances, covariance_type: str = "full"):
     r"""Log-density of every sample under every component, log φ(x_i | μ_k, Σ_k).
 

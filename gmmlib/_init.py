@@ -5,6 +5,14 @@ of those (:func:`gmmlib.m_step`), which is also how scikit-learn starts, so a
 user-given ``weights_init``, ``means_init`` or ``covariances_init`` simply
 replaces the corresponding part.
 
+With sample weights, a row of weight 0 takes no part in the start (the methods run
+on the rows of positive weight), so that it is the same as deleting the row; unequal
+weights weight the clustering (weighted k-means, seeds drawn in proportion to the
+weight). ``initial_parameters`` computes the whole start as the estimator needs it;
+on a ``numpy.memmap`` with more rows than ``MAX_START_ROWS`` it clusters a sample of
+rows and adds up the M-step in one pass over the file, block by block, so that the
+data are never loaded whole.
+
 References
 ----------
 The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb); the
@@ -15,11 +23,25 @@ methods compared, part two, chapter 3, "Initialisation and local optima"
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
-from ._validation import check_data, check_enough_samples, check_init_params, check_int
+from ._m_step import _m_step, _weighted, far_offset, params_from_sums
+from ._validation import (
+    check_data,
+    check_enough_samples,
+    check_finite_covariances,
+    check_init_params,
+    check_int,
+    check_optional_sample_weight,
+)
+
+#: A start on a ``numpy.memmap`` clusters at most this many of its rows (drawn at random).
+MAX_START_ROWS = 10_000
+#: Rows per block of the pass that adds up a memmap's initial M-step.
+_START_BLOCK = 4096
 
 
 def _one_hot(labels, n_components):
@@ -29,54 +51,294 @@ def _one_hot(labels, n_components):
 
 
 def _nearest(X, centres):
-    d2 = (X**2).sum(1)[:, None] - 2 * X @ centres.T + (centres**2).sum(1)[None]
+    with np.errstate(over="ignore", invalid="ignore"):  # a row of weight 0 may be anywhere
+        d2 = (X**2).sum(1)[:, None] - 2 * X @ centres.T + (centres**2).sum(1)[None]
     return np.argmin(d2, axis=1)
 
 
-def kmeans_plusplus_centres(X, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of k-means++ seeds: each next seed drawn with probability ∝ D(x)²."""
+def kmeans_plusplus_centres(
+    X, n_components: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
+    """Indices of k-means++ seeds: each next seed drawn with probability ∝ w·D(x)².
+
+    ``sample_weight`` (positive, optional) weights every draw, the first one too, as
+    repeating a row would; without it the draws are uniform and ∝ D(x)².
+    """
     n_samples = X.shape[0]
-    indices = [int(rng.integers(n_samples))]
+    if sample_weight is None:
+        indices = [int(rng.integers(n_samples))]
+    else:
+        indices = [int(rng.choice(n_samples, p=sample_weight / sample_weight.sum()))]
     closest = ((X - X[indices[0]]) ** 2).sum(1)
     for _ in range(1, n_components):
-        total = closest.sum()
+        score = closest if sample_weight is None else closest * sample_weight
+        total = score.sum()
         if total <= 0:  # every point coincides with a seed: pick any unused one
             unused = np.setdiff1d(np.arange(n_samples), indices)
             nxt = int(rng.choice(unused))
         else:
-            nxt = int(rng.choice(n_samples, p=closest / total))
+            nxt = int(rng.choice(n_samples, p=score / total))
         indices.append(nxt)
         closest = np.minimum(closest, ((X - X[nxt]) ** 2).sum(1))
     return np.asarray(indices)
 
 
-def _initial_responsibilities(X, n_components, method, rng):
-    """Core of :func:`gmmlib.initial_responsibilities`; no argument checking.
+def _kmeans(X, n_components, rng, sample_weight):
+    """(labels, centres) of k-means, up to 10 tries for a clustering with no empty cluster.
 
-    ``method`` is one of ``INIT_METHODS`` (anything else runs k-means) and
-    ``rng`` a ``numpy.random.Generator``.
+    Unweighted: scipy's ``kmeans2`` seeded by k-means++. Weighted: the same
+    algorithm (k-means++ seeds drawn ∝ w·D², 30 Lloyd iterations of weighted means).
+    """
+    n_features = X.shape[1]
+    for _ in range(10):
+        if sample_weight is None:
+            with warnings.catch_warnings():
+                # an empty cluster is handled below by another try
+                warnings.simplefilter("ignore")
+                centres, labels = kmeans2(
+                    X, n_components, minit="++", seed=rng, missing="warn", iter=30
+                )
+        else:
+            centres = X[kmeans_plusplus_centres(X, n_components, rng, sample_weight)]
+            for _ in range(30):
+                labels = _nearest(X, centres)
+                mass = np.bincount(labels, weights=sample_weight, minlength=n_components)
+                sums = np.column_stack(
+                    [
+                        np.bincount(labels, weights=sample_weight * X[:, j], minlength=n_components)
+                        for j in range(n_features)
+                    ]
+                )
+                filled = mass > 0  # an empty cluster keeps its centre
+                moved = centres.copy()
+                moved[filled] = sums[filled] / mass[filled, None]
+                if np.array_equal(moved, centres):
+                    break
+                centres = moved
+            labels = _nearest(X, centres)
+        if np.unique(labels).size == n_components:
+            break
+    return labels, centres
+
+
+def _responsibilities_and_centres(X, n_components, method, rng, sample_weight):
+    """Responsibilities of every row of ``X`` and the method's centres (None for random).
+
+    Every row takes part; ``sample_weight`` is None (all rows alike) or positive.
     """
     n_samples = X.shape[0]
     if method == "random":
         resp = rng.uniform(size=(n_samples, n_components))
-        return resp / resp.sum(axis=1, keepdims=True)
+        return resp / resp.sum(axis=1, keepdims=True), None
     if method == "random_from_data":
-        seeds = rng.choice(n_samples, size=n_components, replace=False)
-        return _one_hot(_nearest(X, X[seeds]), n_components)
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        centres = X[rng.choice(n_samples, size=n_components, replace=False, p=p)]
+        return _one_hot(_nearest(X, centres), n_components), centres
     if method == "k-means++":
-        seeds = kmeans_plusplus_centres(X, n_components, rng)
-        return _one_hot(_nearest(X, X[seeds]), n_components)
-    for _ in range(10):
-        with warnings.catch_warnings():
-            # an empty cluster is handled below by another try
-            warnings.simplefilter("ignore")
-            _, labels = kmeans2(X, n_components, minit="++", seed=rng, missing="warn", iter=30)
-        if np.unique(labels).size == n_components:
-            break
-    return _one_hot(labels, n_components)
+        centres = X[kmeans_plusplus_centres(X, n_components, rng, sample_weight)]
+        return _one_hot(_nearest(X, centres), n_components), centres
+    labels, centres = _kmeans(X, n_components, rng, sample_weight)
+    return _one_hot(labels, n_components), centres
 
 
-def initial_responsibilities(X, n_components: int, method: str, rng):
+class _Frame(NamedTuple):
+    """Where a clustering runs: the rows shifted near the origin and scaled by a power of two.
+
+    Distances between rows far from the origin (``gmmlib._m_step.far_offset``) lose
+    their digits, and between rows of size beyond about 1e154 they overflow (scipy's
+    ``kmeans2`` then crashes the process); k-means is the same after a translation
+    and a scaling, and a power of two scales exactly. Ordinary data get neither
+    (``shift`` None, ``exponent`` 0) and are clustered as they are.
+    """
+
+    shift: np.ndarray | None
+    exponent: int  # rows are multiplied by 2**exponent
+
+    @classmethod
+    def of(cls, rows) -> _Frame:
+        shift = far_offset(rows)
+        if not rows.size:
+            return cls(shift, 0)
+        low, high = rows.min(axis=0), rows.max(axis=0)  # no copy of the rows
+        if shift is not None:
+            low, high = low - shift, high - shift
+        size = float(max(np.max(high), -np.min(low)))
+        exponent = 0
+        if size > 0 and not 2.0**-400 < size < 2.0**400:
+            exponent = -int(np.frexp(size)[1])  # the largest row entry becomes about 1
+        return cls(shift, exponent)
+
+    def into(self, X) -> np.ndarray:
+        """``X`` in this frame (a new array unless the frame is the identity)."""
+        if self.shift is not None:
+            X = X - self.shift
+        return np.ldexp(X, self.exponent) if self.exponent else X
+
+    def out_of(self, Y) -> np.ndarray:
+        """Points of this frame (centres) back in the data's coordinates."""
+        Y = np.ldexp(Y, -self.exponent) if self.exponent else Y
+        return Y if self.shift is None else Y + self.shift
+
+
+def _taking_part(X, sample_weight):
+    """The rows a start is computed from and their weights: (rows, weights, mask).
+
+    Rows of weight 0 take no part (``mask`` marks the others; None when all do); the
+    weights are None when they are all equal, so that equal weights of any size run
+    the unweighted methods.
+    """
+    if sample_weight is None:
+        return X, None, None
+    mask = sample_weight > 0
+    weights = sample_weight[mask]
+    if np.all(weights == weights[0]):
+        weights = None
+    if np.all(mask):
+        return X, weights, None
+    return X[mask], weights, mask
+
+
+def _initial_responsibilities(X, n_components, method, rng, sample_weight=None):
+    """Core of :func:`gmmlib.initial_responsibilities`; no argument checking.
+
+    ``method`` is one of ``INIT_METHODS`` (anything else runs k-means), ``rng`` a
+    ``numpy.random.Generator`` and ``sample_weight`` None or non-negative weights
+    with at least ``n_components`` positive ones. The method runs on the rows of
+    positive weight only: a row of weight 0 draws no random number and moves no
+    centre (it is given to its nearest centre, or 1/K each with ``random``). Data far
+    from the origin, or of extreme size, are clustered in a ``_Frame`` near the origin.
+    """
+    rows, weights, mask = _taking_part(X, sample_weight)
+    frame = _Frame.of(rows)
+    rows = frame.into(rows)
+    resp, centres = _responsibilities_and_centres(rows, n_components, method, rng, weights)
+    if mask is None:
+        return resp
+    every = np.full((X.shape[0], n_components), 1.0 / n_components)
+    every[mask] = resp
+    if centres is not None:
+        every[~mask] = _one_hot(_nearest(frame.into(X[~mask]), centres), n_components)
+    return every
+
+
+def initial_parameters(
+    X,
+    n_components: int,
+    method: str,
+    rng,
+    covariance_type: str,
+    reg_covar: float,
+    sample_weight=None,
+    *,
+    max_rows: int = MAX_START_ROWS,
+):
+    """The starting (weights, means, covariances): the M-step of the initial responsibilities.
+
+    What :class:`gmmlib.GaussianMixture` starts from (before user-given parts replace
+    theirs); no argument checking. For data in memory it is exactly
+    ``_m_step(X, w γ, ...)`` of ``_initial_responsibilities(X, ..., sample_weight)``.
+    A ``numpy.memmap`` with at most ``max_rows`` rows of positive weight is read whole
+    and gets that same start. A larger one is never loaded: k-means (or the seeds) run
+    on ``max_rows`` of its rows of positive weight, drawn with ``rng``, and one pass
+    over the file, block by block, gives every row to its nearest centre (or random
+    responsibilities, the same numbers as in memory) and adds up the M-step's sums
+    (``gmmlib._m_step.params_from_sums``): memory of ``max_rows`` rows and a block.
+    """
+    if isinstance(X, np.memmap):
+        n_rows = X.shape[0] if sample_weight is None else np.count_nonzero(sample_weight)
+        if n_rows > max_rows:
+            return _streamed_start(
+                X, n_components, method, rng, covariance_type, reg_covar, sample_weight, max_rows
+            )
+        X = np.asarray(X, dtype=np.float64)
+    resp = _initial_responsibilities(X, n_components, method, rng, sample_weight)
+    with np.errstate(over="ignore", invalid="ignore"):  # a spread beyond 1e154: refused below
+        weights, means, covariances = _m_step(
+            X, _weighted(resp, sample_weight), covariance_type, reg_covar
+        )
+    return weights, means, check_finite_covariances(covariances)
+
+
+def _sample(n: int, size: int, rng) -> np.ndarray:
+    """``size`` distinct integers of range(n), drawn at random, sorted: memory O(size).
+
+    Floyd's algorithm (``rng.choice(n, size, replace=False)`` may permute all of
+    range(n), n integers for a sample of ``size``).
+    """
+    draws = rng.integers(0, np.arange(n - size, n) + 1)
+    chosen = set()
+    for top, draw in zip(range(n - size, n), draws.tolist(), strict=True):
+        chosen.add(top if draw in chosen else draw)
+    return np.sort(np.fromiter(chosen, dtype=np.int64, count=size))
+
+
+def _streamed_start(
+    X, n_components, method, rng, covariance_type, reg_covar, sample_weight, max_rows
+):
+    """``initial_parameters`` of a memmap larger than ``max_rows`` rows: a sample, then one pass."""
+    n_samples, n_features = X.shape
+    frame = centres = None
+    if method != "random":
+        candidates = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+        n_candidates = n_samples if candidates is None else candidates.shape[0]
+        chosen = _sample(n_candidates, max_rows, rng)
+        if candidates is not None:
+            chosen = candidates[chosen]
+        rows, weights, _ = _taking_part(
+            np.asarray(X[chosen], dtype=np.float64),
+            None if sample_weight is None else sample_weight[chosen],
+        )
+        frame = _Frame.of(rows)
+        rows = frame.into(rows)
+        _, centres = _responsibilities_and_centres(rows, n_components, method, rng, weights)
+    full = covariance_type in ("full", "tied")
+    counts = np.zeros(n_components)
+    sum_y = np.zeros((n_components, n_features))
+    sum_yy = np.zeros(
+        (n_components, n_features, n_features) if full else (n_components, n_features)
+    )
+    reference = None  # the point the sums are taken about: each centre, or one for random
+    for start in range(0, n_samples, _START_BLOCK):
+        block = np.asarray(X[start : start + _START_BLOCK], dtype=np.float64)
+        w = None if sample_weight is None else sample_weight[start : start + _START_BLOCK]
+        if w is not None:  # rows of weight 0 take no part
+            block, w = block[w > 0], w[w > 0]
+            if not block.shape[0]:
+                continue
+        if centres is None:  # random: uniform responsibilities, as in memory
+            resp = rng.uniform(size=(block.shape[0], n_components))
+            resp /= resp.sum(axis=1, keepdims=True)
+        else:
+            resp = _one_hot(_nearest(frame.into(block), centres), n_components)
+        resp = _weighted(resp, w)
+        if reference is None:
+            if centres is not None:
+                reference = frame.out_of(centres)
+            else:
+                mean = resp.sum(axis=1) @ block / resp.sum()
+                reference = np.repeat(mean[None], n_components, axis=0)
+        counts += resp.sum(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # a spread beyond 1e154: refused below
+            for k in range(n_components):
+                y = block - reference[k]  # exact for data near their reference, wherever they sit
+                sum_y[k] += resp[:, k] @ y
+                sum_yy[k] += (resp[:, k] * y.T) @ y if full else resp[:, k] @ (y * y)
+    identity = {
+        "full": np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features)),
+        "tied": np.eye(n_features),
+        "diag": np.ones((n_components, n_features)),
+        "spherical": np.ones(n_components),
+    }[covariance_type]
+    mean_weight = 1.0
+    if sample_weight is not None:
+        mean_weight = float(sample_weight.sum()) / np.count_nonzero(sample_weight)
+    weights, means, covariances = params_from_sums(
+        counts, sum_y, sum_yy, reference, identity, covariance_type, reg_covar, mean_weight
+    )
+    return weights, means, check_finite_covariances(covariances)
+
+
+def initial_responsibilities(X, n_components: int, method: str, rng, sample_weight=None):
     """Initial responsibilities (n_samples, n_components) for EM.
 
     Parameters
@@ -94,6 +356,13 @@ def initial_responsibilities(X, n_components: int, method: str, rng):
     rng : None, int or numpy.random.Generator
         The random numbers; a generator is used (and advanced) as it is, a seed
         gives a fresh generator.
+    sample_weight : array_like of shape (n_samples,), optional
+        Non-negative weight per sample. The method runs on the samples of positive
+        weight only, so that a weight of 0 is the same as deleting the sample (it
+        draws no random number); unequal weights weight the clustering (weighted
+        k-means, seeds drawn in proportion to the weight), as repeated rows would.
+        A sample of weight 0 is given to its nearest centre (1/K each with
+        ``random``). At least ``n_components`` weights must be positive.
 
     Returns
     -------
@@ -127,5 +396,10 @@ def initial_responsibilities(X, n_components: int, method: str, rng):
     X = check_data(X)
     n_components = check_int(n_components, "n_components", minimum=1)
     method = check_init_params(method)
-    check_enough_samples(n_components, X.shape[0])
-    return _initial_responsibilities(X, n_components, method, np.random.default_rng(rng))
+    w = check_optional_sample_weight(sample_weight, X.shape[0])
+    if w is None:
+        check_enough_samples(n_components, X.shape[0])
+    else:
+        check_enough_samples(n_components, int(np.count_nonzero(w)), weighted=True)
+    rng = np.random.default_rng(rng)
+    return _initial_responsibilities(X, n_components, method, rng, w)

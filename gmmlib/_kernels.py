@@ -32,11 +32,14 @@ take the argument).
 Numba is imported with this module when it is installed (the engine imports the
 module when it is first built, not with gmmlib). Compiled code is cached on disk next
 to this file (``cache=True``): the first use in a fresh checkout compiles for some
-seconds, later processes load it.
+seconds, later processes load it. Where Numba finds no writable cache directory (a
+read-only install, an unwritable home) the kernels are compiled in each process
+instead, with a warning (``_cached_njit``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -60,6 +63,41 @@ except ImportError:  # Numba is optional (gmmlib[fast]); the NumPy kernels need 
     _HAVE_NUMBA = False
 else:
     _HAVE_NUMBA = True
+
+
+def _cached_njit(**options):
+    """``njit(cache=True, **options)``, or without the cache where Numba cannot write one.
+
+    Numba looks for a writable directory when it decorates a function with
+    ``cache=True`` (next to this file, then the user's cache directory, or
+    ``NUMBA_CACHE_DIR``) and raises when there is none: gmmlib installed on a read-only
+    path by a user without a writable home would then fail at import. Instead the
+    kernels are compiled in every process that uses them (some seconds), with a
+    warning that says how to cache them.
+    """
+
+    def decorate(function):
+        try:
+            return njit(cache=True, **options)(function)
+        except (RuntimeError, OSError) as err:  # "cannot cache function ...: no locator"
+            _warn_uncached(err)
+            return njit(**options)(function)
+
+    return decorate
+
+
+_UNCACHED_WARNED = []
+
+
+def _warn_uncached(err) -> None:
+    if not _UNCACHED_WARNED:
+        _UNCACHED_WARNED.append(True)
+        warnings.warn(
+            f"Numba cannot cache gmmlib's compiled kernels ({err}); they are compiled "
+            "again in every process (some seconds). Set the environment variable "
+            "NUMBA_CACHE_DIR to a writable directory to cache them.",
+            stacklevel=3,
+        )
 
 
 def have_numba() -> bool:
@@ -90,18 +128,26 @@ def _numpy_sums(X, sample_weight, starts, block, ref, log_const, first, scores_o
     """
     N, d = X.shape
     loglik = 0.0
-    for start in starts:
-        stop = min(start + block, N)
-        xt = steps.workspace.array("xt", (d + 1, stop - start))
-        xt[d] = 1.0
-        np.subtract(X[start:stop].T, ref[:, None], out=xt[:d])
-        whitened, half_dist = steps.whiten(xt)
-        weights = None if sample_weight is None else sample_weight[start:stop]
-        block_loglik, resp = _numpy_responsibilities(
-            half_dist, log_const, weights, steps.workspace, scores_only
-        )
-        loglik += block_loglik
-        if not scores_only:
+    # A row whose distance is beyond 1e154 overflows its square: handled below, and
+    # in _numpy_responsibilities; a sum that overflows is refused by the engine.
+    with np.errstate(over="ignore"):
+        for start in starts:
+            stop = min(start + block, N)
+            xt = steps.workspace.array("xt", (d + 1, stop - start))
+            xt[d] = 1.0
+            np.subtract(X[start:stop].T, ref[:, None], out=xt[:d])
+            whitened, half_dist = steps.whiten(xt)
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            block_loglik, resp, lost = _numpy_responsibilities(
+                half_dist, log_const, weights, steps.workspace, scores_only
+            )
+            loglik += block_loglik
+            if scores_only:
+                continue
+            if lost is not None:
+                _to_the_nearest(resp, lost, steps.log_norms(xt[:, lost]), weights)
+            if not half_dist.max() < np.inf:  # inf or NaN: rare, so one test per block
+                _leave_out_unused(xt, whitened, resp)
             first += np.matmul(xt, resp.T)  # every component's first sums: one product
             steps.add_second(whitened, resp)
     return loglik
@@ -112,21 +158,67 @@ def _numpy_responsibilities(half_dist, log_const, weights, workspace, scores_onl
 
     From half Mahalanobis distances, by a log-sum-exp over components with the row
     maximum taken out. ``resp`` holds exp(log joint - row maximum) until the last
-    line normalises it (unless ``scores_only``).
+    line normalises it (unless ``scores_only``). The third value is None, or marks
+    the rows that no component can explain (every log-density -inf: a distance whose
+    square overflows): their log P is -inf (nothing for a row of weight 0) and their
+    ``resp`` is left 0 for the caller (``_to_the_nearest``).
     """
     log_joint = workspace.array("log_joint", half_dist.shape)
     resp = workspace.array("resp", half_dist.shape)
     np.subtract(log_const[:, None], half_dist, out=log_joint)  # log p_k + log φ(x_i | θ_k)
     top = log_joint.max(axis=0)
+    lost = None
+    if not top.min() > -np.inf:  # -inf or NaN: rare, so one test per block
+        lost = ~np.isfinite(top)
+        top[lost] = 0.0  # exp(-inf - 0) = 0: their total is 0 and log P = -inf
     np.subtract(log_joint, top, out=resp)
     np.exp(resp, out=resp)
-    total = resp.sum(axis=0)
-    log_norm = np.log(total)
+    total = resp.sum(axis=0)  # at least 1 (the row maximum's term), but 0 where lost
+    if lost is None:
+        log_norm = np.log(total)
+    else:
+        with np.errstate(divide="ignore"):
+            log_norm = np.log(total)
     log_norm += top  # log P(x_i | θ)
+    if lost is not None and weights is not None:
+        log_norm[lost & (weights == 0)] = 0.0  # weight 0: as if the row were not there
     loglik = float(log_norm.sum() if weights is None else weights @ log_norm)
     if not scores_only:
+        if lost is not None:
+            total[lost] = 1.0
         resp *= (1.0 / total) if weights is None else (weights / total)
-    return loglik, resp
+    return loglik, resp, lost
+
+
+def _to_the_nearest(resp, lost, log_norms, weights) -> None:
+    """Give each ``lost`` row (w_i of) responsibility 1 at its nearest component.
+
+    The limit of the responsibilities as every distance grows without bound: the
+    component whose whitened distance is smallest takes it all (split between exact
+    ties). ``log_norms`` (K, lost rows): the logs of those distances.
+    """
+    nearest = log_norms == log_norms.min(axis=0)
+    share = nearest / nearest.sum(axis=0)
+    resp[:, lost] = share if weights is None else share * weights[lost]
+
+
+def _leave_out_unused(xt, whitened, resp) -> None:
+    """Zero the vectors that no responsibility uses, so that their overflow adds nothing.
+
+    A row far enough from a component for its whitened vector's square to overflow
+    would add inf·0 = NaN to that component's sums, though γ = 0 there (or w = 0).
+    """
+    unused = resp == 0
+    whitened[np.broadcast_to(unused[:, None, :], whitened.shape)] = 0.0
+    xt[:, unused.all(axis=0)] = 0.0
+
+
+def _log_norms(z):
+    """The logs of the norms over axis 1 of ``z`` (K, d, rows), without overflow; NaN as inf."""
+    size = np.max(np.abs(z), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_norms = np.log(size) + 0.5 * np.log(np.sum((z / size[:, None, :]) ** 2, axis=1))
+    return np.nan_to_num(log_norms, nan=np.inf)
 
 
 class _FullSteps(NamedTuple):
@@ -143,6 +235,12 @@ class _FullSteps(NamedTuple):
         np.matmul(self.whitening, xt, out=z.reshape(K * d, rows))
         np.einsum("kdb,kdb->kb", z, z, out=half_dist)  # no (K, d, B) temporary
         return z, half_dist
+
+    def log_norms(self, xt):
+        """log ‖z_k‖ of these rows' [x - r; 1] (K, rows), for ``_to_the_nearest``."""
+        K, d, _ = self.second.shape
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _log_norms((self.whitening @ xt).reshape(K, d, -1))
 
     def add_second(self, z, resp):
         resp_z = self.workspace.array("resp_z", z.shape)
@@ -168,6 +266,12 @@ class _DiagSteps(NamedTuple):
         np.multiply(z, z, out=z_sq)
         np.sum(z_sq, axis=1, out=half_dist)
         return z_sq, half_dist
+
+    def log_norms(self, xt):
+        """log ‖z_k‖ of these rows' [x - r; 1] (K, rows), for ``_to_the_nearest``."""
+        d = self.scale.shape[1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _log_norms(self.scale[:, :, None] * xt[:d] - self.shift[:, :, None])
 
     def add_second(self, z_sq, resp):
         np.add(self.second, np.matmul(z_sq, resp[:, :, None])[:, :, 0], out=self.second)
@@ -199,6 +303,50 @@ def numpy_diag_sums(
     return _numpy_sums(X, sample_weight, starts, block, ref, log_const, first, scores_only, steps)
 
 
+def numpy_recentred_sums(
+    X, sample_weight, starts, block, constants, recentred, first, second, *, workspace=None
+):
+    """The NumPy kernel's sums, with the vectors taken about other means.
+
+    The responsibilities are those of ``constants`` (the iteration's θ, as in every
+    kernel); ``first`` and ``second`` receive the sums of the vectors under
+    ``recentred``: the same factors about the new means, with their own reference
+    point. The engine's second pass, for an iteration whose means moved so far in the
+    old whitened frame that the one-pass update would lose its digits. Returns the
+    log-likelihood, as the other kernels; ``workspace`` is not used (this pass is rare,
+    its buffers are its own).
+    """
+    del workspace
+    steps = _FullSteps if len(constants) == 3 else _DiagSteps  # (whitening, ref, log_const)
+    e_step = steps(*constants[:-2], np.empty_like(second), Workspace())
+    sums = steps(*recentred[:-2], second, Workspace())
+    (ref, log_const), new_ref = constants[-2:], recentred[-2]
+    N, d = X.shape
+    loglik = 0.0
+    with np.errstate(over="ignore"):  # as in _numpy_sums
+        for start in starts:
+            stop = min(start + block, N)
+            rows = X[start:stop].T
+            xt, new_xt = (s.workspace.array("xt", (d + 1, stop - start)) for s in (e_step, sums))
+            for target, point in ((xt, ref), (new_xt, new_ref)):
+                target[d] = 1.0
+                np.subtract(rows, point[:, None], out=target[:d])
+            _, half_dist = e_step.whiten(xt)
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            block_loglik, resp, lost = _numpy_responsibilities(
+                half_dist, log_const, weights, e_step.workspace, False
+            )
+            loglik += block_loglik
+            if lost is not None:
+                _to_the_nearest(resp, lost, e_step.log_norms(xt[:, lost]), weights)
+            whitened, new_half_dist = sums.whiten(new_xt)
+            if not np.all(np.isfinite(new_half_dist)):
+                _leave_out_unused(new_xt, whitened, resp)
+            first += np.matmul(new_xt, resp.T)
+            sums.add_second(whitened, resp)
+    return loglik
+
+
 # -- the compiled kernels (Numba) ------------------------------------------------------
 # Reassociation lets the compiler vectorise the sums over a block's rows; the order of
 # additions differs from NumPy's by rounding only. No 'nnan'/'ninf': a component with
@@ -213,7 +361,7 @@ _EXP_FAST_MIN = -708.0  # below it 2^n would be subnormal: use the library exp
 
 # Not 'reassoc': an elementwise loop vectorises without it, and it would license the
 # compiler to regroup (x - n ln2_hi) - n ln2_lo, which undoes the Cody-Waite reduction.
-@njit(nogil=True, cache=True, fastmath={"contract"})
+@_cached_njit(nogil=True, fastmath={"contract"})
 def exp_nonpositive(x, out):
     """out[i] = exp(x[i]) for x[i] ≤ 0 (flat arrays), to about one unit in the last place.
 
@@ -301,7 +449,7 @@ def _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_o
     return loglik
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_full_sums(
     X, sample_weight, starts, block, whitening, ref, log_const, first, second, scores_only
 ):
@@ -355,7 +503,7 @@ def compiled_full_sums(
     return loglik
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_diag_sums(
     X, sample_weight, starts, block, scale, shift, ref, log_const, first, second, scores_only
 ):

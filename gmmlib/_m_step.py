@@ -45,7 +45,51 @@ from ._validation import (
 # Added to every N_k (as scikit-learn does) so that a component which lost all
 # its samples gives a finite mean instead of 0/0; its covariance is then
 # reg_covar * I, which gmmlib.precision_cholesky rejects with a clear message if 0.
+# This is the floor for unit weights: it is scaled by the mean sample weight
+# (``nk_floor``), so that multiplying every weight by a constant changes nothing.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
+
+# Data whose centre is more than this many times their range from the origin are
+# shifted near it before the sums over samples (``far_offset``).
+_FAR = 1e3
+
+
+def nk_floor(mean_weight: float = 1.0) -> float:
+    """The floor added to every N_k: ``_NK_FLOOR`` times the mean weight of the samples.
+
+    The mean is over the samples of positive weight (one of weight 0 is as if deleted).
+
+    A fixed floor would make the fit depend on the scale of the weights (with
+    weights of 1e-16 it is as large as N_k itself). A mean weight within 1e-12 of 1
+    counts as 1 (unweighted responsibilities sum to N only up to rounding), so unit
+    weights get exactly ``_NK_FLOOR``; a non-positive or non-finite one (no weight at
+    all) gets it too.
+    """
+    if not np.isfinite(mean_weight) or mean_weight <= 0 or abs(mean_weight - 1.0) < 1e-12:
+        return _NK_FLOOR
+    return _NK_FLOOR * float(mean_weight)
+
+
+def far_offset(X, rows=None) -> np.ndarray | None:
+    """A shift per feature that brings data sitting far from the origin near it, or None.
+
+    Float64 data at 1.7e18 ± 1e5 (timestamps in nanoseconds) are representable, but
+    a sum of such values loses their spread to rounding. Where a feature's centre
+    (the midpoint of its range, over ``rows`` if given: a boolean mask) is more than
+    1000 times its range from the origin, its shift is that centre (a constant
+    feature is shifted to 0), elsewhere 0; None when no feature needs one, so that
+    ordinary data are computed exactly as they always were.
+    """
+    if rows is not None and not np.all(rows):
+        X = X[rows]
+    if X.shape[0] == 0:
+        return None
+    low, high = X.min(axis=0), X.max(axis=0)
+    centre = 0.5 * low + 0.5 * high  # no overflow near the largest floats
+    far = np.abs(centre) > _FAR * (high - low)
+    if not np.any(far):
+        return None
+    return np.where(far, centre, 0.0).astype(np.float64)
 
 
 # The cores below do no argument checking: the public functions check first.
@@ -53,19 +97,28 @@ def _weighted(resp, sample_weight):
     return resp if sample_weight is None else resp * sample_weight[:, None]
 
 
+def _counts(resp):
+    """N_k plus the floor for these (weighted) responsibilities' mean weight.
+
+    The mean is over the rows that take part (a row of weight 0 is as if deleted).
+    """
+    counts = resp.sum(axis=0)
+    return counts + nk_floor(counts.sum() / max(np.count_nonzero(resp.any(axis=1)), 1))
+
+
 def _update_weights(resp):
-    nk = resp.sum(axis=0) + _NK_FLOOR
+    nk = _counts(resp)
     return nk / nk.sum()
 
 
 def _update_means(X, resp):
-    nk = resp.sum(axis=0) + _NK_FLOOR
+    nk = _counts(resp)
     return (resp.T @ X) / nk[:, None]
 
 
 def _update_covariances(X, resp, means, covariance_type, reg_covar):
     n_features = X.shape[1]
-    nk = resp.sum(axis=0) + _NK_FLOOR
+    nk = _counts(resp)
     if covariance_type == "full":
         cov = np.empty((means.shape[0], n_features, n_features))
         for k in range(means.shape[0]):
@@ -249,13 +302,34 @@ def update_covariances(
 
 
 def _m_step(X, resp, covariance_type, reg_covar):
-    """Core M-step on (already weighted) responsibilities; no argument checking."""
+    """Core M-step on (already weighted) responsibilities; no argument checking.
+
+    Rows of weight 0 (all their responsibilities 0) are left out, as if deleted.
+    Data far from the origin (``far_offset``) are shifted first: the means are
+    computed as shift + Σγ(x - shift)/N_k and the covariances about those exact
+    offsets, which is the same M-step (the floor still pulls an empty component to
+    the origin) without losing the data's spread to rounding.
+    """
+    used = resp.any(axis=1)
+    if not np.all(used):  # rows of weight 0 take no part (a far one would add inf * 0)
+        X, resp = X[used], resp[used]
     weights = _update_weights(resp)
-    means = _update_means(X, resp)
-    return weights, means, _update_covariances(X, resp, means, covariance_type, reg_covar)
+    shift = far_offset(X)
+    if shift is None:
+        means = _update_means(X, resp)
+        return weights, means, _update_covariances(X, resp, means, covariance_type, reg_covar)
+    shifted = X - shift
+    counts = resp.sum(axis=0)
+    floor = nk_floor(counts.sum() / resp.shape[0])
+    # μ_k - shift = (Σγ(x - shift) + N_k shift) / (N_k + floor) - shift
+    offsets = (resp.T @ shifted - floor * shift) / (counts + floor)[:, None]
+    covariances = _update_covariances(shifted, resp, offsets, covariance_type, reg_covar)
+    return weights, shift + offsets, covariances
 
 
-def params_from_sums(counts, sum_y, sum_zz, centres, prec_chol, covariance_type, reg_covar):
+def params_from_sums(
+    counts, sum_y, sum_zz, centres, prec_chol, covariance_type, reg_covar, mean_weight=1.0
+):
     r"""The M-step from sums over the samples: what :func:`gmmlib.m_step` returns, to rounding.
 
     :class:`gmmlib.EMEngine` never holds the responsibilities: it adds up, per
@@ -295,16 +369,29 @@ def params_from_sums(counts, sum_y, sum_zz, centres, prec_chol, covariance_type,
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float
         Added to the diagonal of every new covariance.
+    mean_weight : float, default 1
+        The mean weight of the samples that take part (Σw over the number of positive
+        weights), which scales the floor on :math:`N_k` (``nk_floor``).
 
     Returns
     -------
     weights, means, covariances : ndarray
         As :func:`gmmlib.m_step` (the same floor on :math:`N_k`).
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # sums that overflowed: refused later
+        return _params_from_sums(
+            counts, sum_y, sum_zz, centres, prec_chol, covariance_type, reg_covar, mean_weight
+        )
+
+
+def _params_from_sums(
+    counts, sum_y, sum_zz, centres, prec_chol, covariance_type, reg_covar, mean_weight
+):
     d = centres.shape[1]
-    nk = counts + _NK_FLOOR  # as _update_weights: a component without samples stays finite
+    floor = nk_floor(mean_weight)
+    nk = counts + floor  # as _update_weights: a component without samples stays finite
     weights = nk / nk.sum()
-    delta = (sum_y - _NK_FLOOR * centres) / nk[:, None]  # Σγx / (N_k + floor) - c_k
+    delta = (sum_y - floor * centres) / nk[:, None]  # Σγx / (N_k + floor) - c_k
     means = centres + delta
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     if covariance_type in ("full", "tied"):

@@ -22,17 +22,59 @@ messages at work.
 
 from __future__ import annotations
 
+import importlib
 import numbers
+import sys
+import threading
+import warnings
 
 import numpy as np
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
+class InvalidTypeError(ValueError, TypeError):
+    """An argument of the wrong type: a ValueError, as every gmmlib check raises, and a
+    TypeError, as Python and scikit-learn (``InvalidParameterError``) raise for it."""
+
+
+def check_dense(X, name: str = "X") -> None:
+    """``X`` is not a SciPy sparse matrix or array (a mixture's covariances are dense)."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        from scipy import sparse
+
+        if sparse.issparse(X):
+            raise InvalidTypeError(
+                f"Sparse data was passed for {name}, but dense data is required: the "
+                "covariances of a Gaussian mixture are dense whatever the data. Convert it "
+                f"with {name}.toarray() (n_samples x n_features x 8 bytes), or reduce its "
+                "dimension first (e.g. sklearn.decomposition.TruncatedSVD)."
+            )
+
+
+def _object_to_float(X: np.ndarray, name: str) -> np.ndarray:
+    """An object array of numbers as float64 (as scikit-learn converts it)."""
+    try:
+        return X.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(
+            f"{name} has dtype object and an entry that is not a number ({err}). Give "
+            "numbers only, e.g. encode categorical columns as numbers first."
+        ) from None
+
+
 def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
-    """Return ``X`` as a finite float64 array of shape (n_samples, n_features)."""
+    """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
+
+    A ``numpy.memmap`` of float32 or float64 is returned as it is, checked block by block.
+    """
+    check_dense(X, name)
+    # np.asarray turns a memmap into a plain view of it: keep the memmap itself (below)
+    mapped = X if isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64) else None
     X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+    if X.dtype == object:
+        X = _object_to_float(X, name)
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(
             f"{name} must be numeric; got an array of dtype {X.dtype}. "
             "Convert it with np.asarray(X, dtype=float)."
@@ -40,23 +82,27 @@ def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
     if X.ndim == 1:
         raise ValueError(
             f"{name} is 1-D (shape {X.shape}) but a 2-D array of shape "
-            "(n_samples, n_features) is expected. Use X.reshape(-1, 1) if it holds "
-            "one feature, or X.reshape(1, -1) if it is a single sample."
+            "(n_samples, n_features) is expected. Reshape your data: X.reshape(-1, 1) if "
+            "it holds one feature, or X.reshape(1, -1) if it is a single sample."
         )
     if X.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D, of shape (n_samples, n_features); got shape {X.shape}."
         )
     if np.iscomplexobj(X):
-        raise ValueError(f"{name} is complex; a Gaussian mixture needs real data.")
+        raise ValueError(
+            f"Complex data not supported: {name} is complex, and a Gaussian mixture "
+            "needs real data."
+        )
     # float32 input is computed in float64: the responsibilities and the
     # covariance sums lose too much accuracy in single precision. A memmap is left
     # as it is (the EM engine converts it block by block), so a file larger than
     # memory is never loaded whole.
-    if not (isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64)):
-        X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64) if mapped is None else mapped
     if X.shape[1] < 1:
-        raise ValueError(f"{name} has no features (shape {X.shape}).")
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
     if X.shape[0] < min_samples:
         raise ValueError(
             f"{name} has {X.shape[0]} sample(s) but at least {min_samples} are needed."
@@ -83,7 +129,7 @@ def _nonfinite_rows(X, block: int = 1 << 16) -> np.ndarray:
 def check_int(value, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, requiring ``value >= minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer; got {value!r}.")
+        raise InvalidTypeError(f"{name} must be an integer; got {value!r}.")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {value}.")
     return int(value)
@@ -92,7 +138,7 @@ def check_int(value, name: str, *, minimum: int = 1) -> int:
 def check_nonnegative(value, name: str) -> float:
     """Return ``value`` as a float, requiring a finite value >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
+        raise InvalidTypeError(f"{name} must be a non-negative number; got {value!r}.")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0; got {value}.")
     return float(value)
@@ -306,8 +352,9 @@ def check_enough_samples(n_components: int, n_samples: int, *, weighted: bool = 
     if n_samples < n_components:
         which = " with positive weight" if weighted else ""
         raise ValueError(
-            f"n_components={n_components} needs at least {n_components} samples{which}; "
-            f"got {n_samples}. Use fewer components or more data."
+            f"Expected n_samples >= n_components: n_components={n_components} needs at "
+            f"least {n_components} samples{which}; got {n_samples}. Use fewer components "
+            "or more data."
         )
 
 
@@ -328,7 +375,7 @@ def check_init_params(init_params: str) -> str:
 def check_verbose(verbose) -> int:
     """Any integer (a bool counts as one)."""
     if not isinstance(verbose, numbers.Integral):
-        raise ValueError(f"verbose must be an integer; got {verbose!r}.")
+        raise InvalidTypeError(f"verbose must be an integer; got {verbose!r}.")
     return verbose
 
 
@@ -340,24 +387,103 @@ def check_param_names(params, valid) -> None:
 
 
 class NotFittedError(ValueError, AttributeError):
-    """The model was used before ``fit`` (a ValueError and AttributeError, as in scikit-learn)."""
+    """The model was used before ``fit`` (a ValueError and AttributeError, as in scikit-learn).
+
+    Once scikit-learn has been imported, the error raised is also an instance of
+    ``sklearn.exceptions.NotFittedError``, so that ``except`` clauses written for
+    scikit-learn catch it.
+    """
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``.
+
+    Once scikit-learn has been imported, the warning issued is also an instance of
+    ``sklearn.exceptions.ConvergenceWarning``, so that warning filters written for
+    scikit-learn apply to it.
+    """
+
+
+# -- scikit-learn's exception classes, without importing scikit-learn ----------------------
+# gmmlib never imports scikit-learn itself (that would more than double the time `import
+# gmmlib` takes). Code that catches or filters scikit-learn's NotFittedError or
+# ConvergenceWarning has imported scikit-learn, so gmmlib looks at the moment it raises or
+# warns: if scikit-learn is loaded, the instance is of a subclass of both gmmlib's class
+# and scikit-learn's, made once and kept here under a name that pickle finds.
+_SKLEARN_TWINS = {
+    "NotFittedError": "_SklearnNotFittedError",
+    "ConvergenceWarning": "_SklearnConvergenceWarning",
+}
+_twin_lock = threading.Lock()
+
+
+def _sklearn_twin(cls, *, import_sklearn: bool = False):
+    """``cls``, or the subclass of ``cls`` and of scikit-learn's class of the same name."""
+    twin_name = _SKLEARN_TWINS[cls.__name__]
+    twin = globals().get(twin_name)
+    if twin is not None:
+        return twin
+    if "sklearn" not in sys.modules and not import_sklearn:
+        return cls
+    try:
+        theirs = getattr(importlib.import_module("sklearn.exceptions"), cls.__name__)
+    except (ImportError, AttributeError):  # not installed, or too old to have the class
+        return cls
+    with _twin_lock:
+        if twin_name not in globals():
+            globals()[twin_name] = type(
+                twin_name,
+                (cls, theirs),
+                {"__module__": __name__, "__qualname__": twin_name, "__doc__": cls.__doc__},
+            )
+            # printed in warnings and tracebacks under gmmlib's name; pickled by its own
+            globals()[twin_name].__name__ = cls.__name__
+    return globals()[twin_name]
+
+
+def __getattr__(name):
+    # Unpickling a twin in a process that has not made it yet.
+    for base, twin_name in _SKLEARN_TWINS.items():
+        if name == twin_name:
+            twin = _sklearn_twin(globals()[base], import_sklearn=True)
+            if twin.__qualname__ == twin_name:
+                return twin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def not_fitted_error(estimator) -> NotFittedError:
+    """The error for a model used before ``fit`` (scikit-learn's wording)."""
+    return _sklearn_twin(NotFittedError)(
+        f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+        "appropriate arguments before using this estimator."
+    )
 
 
 def check_is_fitted(estimator) -> None:
     """Raise :class:`gmmlib.NotFittedError` unless ``fit`` has set ``means_``."""
     if not hasattr(estimator, "means_"):
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
-            "appropriate data before using this method."
-        )
+        raise not_fitted_error(estimator)
+
+
+def warn_not_converged(max_iter: int, tol: float, stacklevel: int) -> None:
+    """Issue :class:`gmmlib.ConvergenceWarning` (scikit-learn's wording first)."""
+    warnings.warn(
+        "Best performing initialization did not converge. Try different init parameters, "
+        "or increase max_iter, tol, or check for degenerate data. (EM stopped after "
+        f"max_iter={max_iter} iterations with the change in mean log-likelihood still above "
+        f"tol={tol}.)",
+        _sklearn_twin(ConvergenceWarning),
+        stacklevel=stacklevel + 1,
+    )
 
 
 def check_n_features(X, n_features_in: int, estimator: str = "GaussianMixture") -> None:
     """New data have the columns the model was fitted with."""
     if X.shape[1] != n_features_in:
         raise ValueError(
-            f"X has {X.shape[1]} features, but this {estimator} was fitted with "
-            f"{n_features_in} features; pass data with the same columns."
+            f"X has {X.shape[1]} features, but {estimator} is expecting {n_features_in} "
+            f"features as input (the {n_features_in} it was fitted with); pass data with "
+            "the same columns."
         )
 
 
@@ -370,6 +496,224 @@ def check_warm_start(n_features_fitted: int, n_features: int) -> None:
         )
 
 
+def check_bool(value, name: str) -> bool:
+    """A bool (``numpy.bool_`` included), as scikit-learn requires for flags."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidTypeError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def check_random_state(random_state) -> np.random.Generator:
+    """A ``numpy.random.Generator`` for ``random_state``.
+
+    None (fresh entropy), a seed >= 0 (a new generator each call, so the same
+    numbers), a ``numpy.random.Generator`` (used, and advanced, as it is), or a
+    legacy ``numpy.random.RandomState`` as scikit-learn takes: the generator is
+    seeded from it, so successive calls with the same instance differ, as in
+    scikit-learn.
+    """
+    if random_state is None or isinstance(
+        random_state, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+    ):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**32, size=4, dtype=np.uint64))
+    if (
+        isinstance(random_state, numbers.Integral)
+        and not isinstance(random_state, bool)
+        and random_state >= 0
+    ):
+        return np.random.default_rng(int(random_state))
+    raise InvalidTypeError(
+        "random_state must be None, an integer seed >= 0, a numpy.random.Generator or a "
+        f"numpy.random.RandomState; got {random_state!r}."
+    )
+
+
+def check_n_samples_to_draw(n_samples) -> int:
+    """The number of samples :meth:`gmmlib.GaussianMixture.sample` draws: at least 1."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
+        raise InvalidTypeError(f"n_samples must be an integer; got {n_samples!r}.")
+    if n_samples < 1:
+        raise ValueError(
+            f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+            "one sample; pass n_samples >= 1."
+        )
+    return int(n_samples)
+
+
+# -- user-given starting parameters of the estimator (scikit-learn's wording first) --------
+def _init_array(value, name: str, what: str, expected: tuple, hint: str) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != expected:
+        raise ValueError(
+            f"The parameter '{what}' should have the shape of {expected}, but got "
+            f"{array.shape}: {name} {hint}."
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
+
+
+def check_weights_init(weights_init, n_components: int) -> np.ndarray:
+    """``weights_init``: shape (n_components,), in [0, 1], summing to 1."""
+    weights = _init_array(
+        weights_init,
+        "weights_init",
+        "weights",
+        (n_components,),
+        f"holds one weight per component (n_components={n_components})",
+    )
+    if np.any(weights < 0) or np.any(weights > 1):
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got min value "
+            f"{weights.min():.5f}, max value {weights.max():.5f}: weights_init are the "
+            "probabilities P(z = k)."
+        )
+    if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
+        raise ValueError(
+            f"The parameter 'weights' should be normalized, but got sum(weights) = "
+            f"{weights.sum():.5f}. Divide weights_init by their sum."
+        )
+    return weights
+
+
+def check_means_init(means_init, n_components: int, n_features: int) -> np.ndarray:
+    """``means_init``: shape (n_components, n_features), finite."""
+    return _init_array(
+        means_init,
+        "means_init",
+        "means",
+        (n_components, n_features),
+        f"needs one row per component (n_components={n_components}) and one column per "
+        f"feature of X ({n_features})",
+    )
+
+
+def check_precisions_init(precisions_init, covariance_type: str, n_components, n_features):
+    """``precisions_init`` shaped as ``precisions_`` for the type, symmetric positive definite."""
+    what = f"{covariance_type} precision"
+    layout = {
+        "full": "(n_components, n_features, n_features)",
+        "tied": "(n_features, n_features)",
+        "diag": "(n_components, n_features)",
+        "spherical": "(n_components,)",
+    }[covariance_type]
+    precisions = _init_array(
+        precisions_init,
+        "precisions_init",
+        what,
+        covariance_shape(covariance_type, n_components, n_features),
+        f"for covariance_type={covariance_type!r} is shaped {layout}",
+    )
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0):
+            raise ValueError(
+                f"The parameter '{what}' should be positive: precisions_init holds the "
+                "inverse variances 1/σ², which must all be > 0."
+            )
+        return precisions
+    stack = precisions[None] if covariance_type == "tied" else precisions
+    for k, matrix in enumerate(stack):
+        symmetric = np.allclose(matrix, matrix.T)
+        if not (symmetric and np.all(np.linalg.eigvalsh(matrix) > 0)):
+            which = "The tied precision" if covariance_type == "tied" else f"Precision {k}"
+            raise ValueError(
+                f"The parameter '{what}' should be symmetric, positive-definite. {which} is "
+                "not: give the inverse of a covariance matrix."
+            )
+    return precisions
+
+
+def check_one_covariance_init(precisions_init, covariances_init) -> None:
+    """At most one of ``precisions_init`` and ``covariances_init``."""
+    if precisions_init is not None and covariances_init is not None:
+        raise ValueError(
+            "precisions_init and covariances_init were both given; they describe the same "
+            "starting covariances (one is the inverse of the other): give one of them."
+        )
+
+
+# -- feature names (a data frame's columns), as scikit-learn records and checks them -------
+def feature_names(X):
+    """The column names of a data frame whose columns are all named by strings, else None.
+
+    Duck-typed (an object with ``columns`` that is not a NumPy array): a pandas or
+    polars data frame. Mixing string and other names is an error, as in scikit-learn.
+    """
+    if isinstance(X, np.ndarray) or not hasattr(X, "columns"):
+        return None
+    names = np.asarray(list(X.columns), dtype=object)
+    kinds = sorted({type(n).__qualname__ for n in names})
+    if len(kinds) > 1 and "str" in kinds:
+        raise InvalidTypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but X has {kinds} as column name types. Convert them all to strings (for a "
+            "pandas data frame, X.columns = X.columns.astype(str)), or pass an array "
+            "without column names."
+        )
+    return names if kinds == ["str"] else None
+
+
+def _listed(names) -> str:
+    shown = [f"- {n}\n" for n in names[:5]]
+    return "".join(shown) + ("- ...\n" if len(names) > 5 else "")
+
+
+def check_feature_names(
+    fitted, names, estimator: str = "GaussianMixture", *, stacklevel: int = 2
+) -> None:
+    """The columns of new data are those the model was fitted on, in the same order.
+
+    ``fitted`` is ``feature_names_in_`` (or None), ``names`` those of the new data
+    (:func:`feature_names`). Data without names, where the model had them (or the
+    other way round), only warns, as in scikit-learn; ``stacklevel`` is that of the
+    warning, counted from this function.
+    """
+    if fitted is None and names is None:
+        return
+    if names is None or fitted is None:
+        warnings.warn(
+            f"X has feature names, but {estimator} was fitted without feature names"
+            if fitted is None
+            else f"X does not have valid feature names, but {estimator} was fitted with "
+            "feature names",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+        return
+    if len(fitted) == len(names) and np.all(fitted == names):
+        return
+    unseen = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + _listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + _listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(
+        message + "Pass the columns the model was fitted on, in that order: "
+        "X[model.feature_names_in_] for a data frame X."
+    )
+
+
+# -- n_init: starts that collapse ----------------------------------------------------------
+def warn_start_skipped(start: int, n_init: int, error: Exception, stacklevel: int) -> None:
+    """A start of ``n_init`` failed (a component collapsed); the others go on."""
+    warnings.warn(
+        f"Start {start} of n_init={n_init} failed and was skipped: {error}",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def all_starts_failed(n_init: int, errors) -> ValueError:
+    """The error when every one of ``n_init`` starts failed (returned, not raised)."""
+    return ValueError(f"All n_init={n_init} starts failed. The first: {errors[0]}")
+
+
 # -- results: a covariance that collapsed, a likelihood that is no longer finite ----------
 COLLAPSE_HINT = (
     "This happens when a component collapses onto a single point or a lower-dimensional "
@@ -378,9 +722,14 @@ COLLAPSE_HINT = (
     "the data."
 )
 
-#: A variance at or below (this × |mean|)² is rounding noise, not spread: the
-#: component sits on a single value of that feature (its likelihood → +∞).
+#: A variance at or below (this × the feature's largest standard deviation over the
+#: components)² is rounding noise, not spread: the component sits on a single value
+#: of that feature (its likelihood → +∞). Relative to the spread, not to |mean|, so
+#: that data far from the origin (timestamps, 1.7e18 ± 1e5) are not called collapsed.
 _COLLAPSE_RTOL = 1e-13
+#: ... and so is one at or below (this × |mean|)²: values that differ by no more than
+#: a few dozen units in their last place (at 1.7e18, a spread of about 2e4).
+_COLLAPSE_MAGNITUDE_RTOL = 1e-14
 #: A correlation matrix whose smallest eigenvalue is at or below this is singular
 #: up to rounding: the component lies on a line or plane (likelihood → +∞).
 _COLLAPSE_CORR_EIG = 1e-12
@@ -398,6 +747,18 @@ def not_positive_definite(k: int, covariance_type: str) -> ValueError:
     )
 
 
+def check_finite_covariances(covariances) -> np.ndarray:
+    """Covariances computed from the data are finite (they overflow for a spread beyond ~1e154)."""
+    covariances = np.asarray(covariances)
+    if not np.all(np.isfinite(covariances)):
+        raise ValueError(
+            "The covariances overflow: the data spread over more than about 1e154, whose "
+            "square is beyond the largest float64. Rescale X (for example divide it by its "
+            "standard deviation) before fitting."
+        )
+    return covariances
+
+
 def check_positive_variances(covariances: np.ndarray) -> np.ndarray:
     """Diag or spherical variances that are finite and strictly positive."""
     if np.any(covariances <= 0) or not np.all(np.isfinite(covariances)):
@@ -412,12 +773,15 @@ def check_not_collapsed(means, covariances, covariance_type: str = "full") -> No
     r"""Raise if a fitted component has collapsed onto a point, a line or a plane.
 
     When a component's samples all share one value of a feature, its variance in
-    that feature should be 0; in floating point it comes out as rounding noise of
-    order :math:`(\varepsilon |\mu|)^2` (e.g. 1e-31), a positive-definite matrix
-    whose likelihood is meaninglessly large. A variance
-    :math:`\sigma^2_{kj} \le (10^{-13}\,|\mu_{kj}|)^2` is treated as that collapse,
-    and so (full and tied) is a correlation matrix whose smallest eigenvalue is
-    at most :math:`10^{-12}`: the samples lie on a line or plane.
+    that feature should be 0; in floating point it comes out as rounding noise (e.g.
+    1e-31), a positive-definite matrix whose likelihood is meaninglessly large. A
+    variance :math:`\sigma^2_{kj} \le (10^{-13} S_j)^2`, with :math:`S_j` the largest
+    standard deviation of feature j over the components, or
+    :math:`\sigma^2_{kj} \le (10^{-14}\,|\mu_{kj}|)^2` (values a few dozen units in
+    the last place apart), is treated as that collapse, and so (full and tied) is a
+    correlation matrix whose smallest eigenvalue is at most :math:`10^{-12}`: the
+    samples lie on a line or plane. The thresholds follow the spread, not the
+    location: data far from the origin are judged as the same data at 0.
 
     Raises
     ------
@@ -434,7 +798,9 @@ def check_not_collapsed(means, covariances, covariance_type: str = "full") -> No
         var = cov
     else:
         var, mag = cov[:, None], mag.max(axis=1, keepdims=True)
-    bad = np.any(var <= (_COLLAPSE_RTOL * mag) ** 2, axis=1)
+    spread = np.sqrt(np.max(var, axis=0, keepdims=True))  # S_j
+    floor = np.maximum(_COLLAPSE_RTOL * spread, _COLLAPSE_MAGNITUDE_RTOL * mag)
+    bad = np.any(var <= floor**2, axis=1)
     if covariance_type in ("full", "tied"):
         # A component squeezed onto a line or plane has normal-sized variances but a
         # correlation matrix that is singular up to rounding; the scale-free test

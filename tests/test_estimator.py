@@ -1,6 +1,9 @@
-"""GaussianMixture: EM never decreases the likelihood, sample weights, invariances,
-warm starts, n_init, and the scikit-learn-style API."""
+"""GaussianMixture: EM never decreases the likelihood with reg_covar=0 (and can with
+reg_covar > 0), sample weights, invariances, warm starts, n_init, max_iter=0, the starting
+parameters, feature names, and the scikit-learn-style API (scikit-learn's own tools are in
+test_sklearn_api.py)."""
 
+import re
 import warnings
 
 import helpers as h
@@ -28,7 +31,7 @@ def _start(X, K, covariance_type, seed=0):
     return {"weights_init": w, "means_init": m, "covariances_init": c}
 
 
-# -- EM never decreases the log-likelihood ----------------------------------------------
+# -- with reg_covar=0, EM never decreases the log-likelihood ------------------------------
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @settings(
     max_examples=25,
@@ -302,10 +305,321 @@ def test_fit_returns_self_and_params_round_trip():
     assert gm.n_features_in_ == 2
 
 
-def test_verbose_prints_every_iteration(capsys):
+def test_verbose_prints_every_verbose_interval_iterations(capsys):
     X, _ = gmmlib.article_samples(n_samples=200)
-    gm = gmmlib.GaussianMixture(3, verbose=1, tol=0.0, max_iter=4, random_state=0)
+    gm = gmmlib.GaussianMixture(
+        3, verbose=1, verbose_interval=1, tol=0.0, max_iter=4, random_state=0
+    )
     _fit_quietly(gm, X)
-    lines = [line for line in capsys.readouterr().out.splitlines() if "iteration" in line]
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("  iteration")]
     assert len(lines) == 4
     assert f"{gm.log_likelihood_history_[0]:.6f}" in lines[0]
+    assert out[0] == "Initialisation 0" and "did not converge: 4 iterations" in out[-1]
+    # the default interval is scikit-learn's, 10; verbose=2 adds the change and the time
+    gm.set_params(verbose=2, verbose_interval=10, max_iter=25)
+    _fit_quietly(gm, X)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "  iteration" in line]
+    assert [line.split()[1] for line in lines] == ["10", "20"]
+    assert all("change" in line and "time" in line for line in lines)
+
+
+# -- what EM guarantees: monotone with reg_covar=0 (above), not with reg_covar > 0 ------------
+def test_reg_covar_can_decrease_the_log_likelihood():
+    """The docstring's caveat is real: from the exact (reg_covar=0) fit of a nearly flat
+    cluster, one regularised iteration adds reg_covar to a variance of ~1e-8 and the plain
+    log-likelihood falls; the fit with reg_covar=0 never falls (the hypothesis test above)."""
+    rng = np.random.default_rng(8)
+    flat = np.c_[rng.standard_normal(60), 1e-4 * rng.standard_normal(60)] + [6.0, 0.0]
+    X = np.vstack([rng.standard_normal((60, 2)), flat])
+    start = _start(X[np.r_[0:60, 60:120]], 2, "full")
+    exact = _fit_quietly(
+        gmmlib.GaussianMixture(2, reg_covar=0.0, tol=1e-12, max_iter=500, **start), X
+    )
+    assert np.all(np.diff(exact.log_likelihood_history_) >= -1e-12)
+    assert exact.covariances_.min(axis=(1, 2)).min() < 1e-6  # one variance is tiny
+    kw = dict(
+        weights_init=exact.weights_, means_init=exact.means_, covariances_init=exact.covariances_
+    )
+    ridge = _fit_quietly(gmmlib.GaussianMixture(2, reg_covar=1e-6, tol=0.0, max_iter=5, **kw), X)
+    drops = np.diff(ridge.log_likelihood_history_)
+    assert drops[0] < -0.1  # a fall, not rounding
+    # and it settles at the regularised fixed point: no further fall to speak of
+    assert np.all(drops[1:] > -1e-6)
+
+
+# -- n_init: the kept start, and starts that collapse -------------------------------------------
+def _three_groups_one_a_point():
+    rng = np.random.default_rng(0)
+    return np.vstack(
+        [
+            rng.standard_normal((40, 2)),
+            rng.standard_normal((40, 2)) + [8.0, 0.0],
+            np.tile([4.0, 8.0], (10, 1)),  # ten copies of one point
+        ]
+    )
+
+
+def test_n_init_skips_a_start_that_collapses_and_keeps_the_best_valid_one():
+    """scikit-learn's test_gaussian_mixture_setting_best_params, with n_init > 1: two of six
+    starts put a component on the ten copies (reg_covar=0); each is skipped with a warning
+    that names it, and everything the fit reports belongs to the best of the other four."""
+    X = _three_groups_one_a_point()
+    kw = dict(reg_covar=0.0, init_params="random_from_data")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        best = gmmlib.GaussianMixture(3, n_init=6, random_state=np.random.default_rng(0), **kw)
+        best.fit(X)
+    skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
+    assert len(skipped) == 2
+    assert all(
+        re.match(r"Start \d of n_init=6 failed and was skipped: Component", m) for m in skipped
+    )
+    # the same six starts, one fit each, drawn in turn from one generator
+    shared, finals, fits = np.random.default_rng(0), [], []
+    for _ in range(6):
+        single = gmmlib.GaussianMixture(3, random_state=shared, **kw)
+        try:
+            _fit_quietly(single, X)
+        except ValueError as err:
+            assert "reg_covar" in str(err)
+            finals.append(-np.inf)
+        else:
+            finals.append(single.log_likelihood_history_[-1])
+        fits.append(single)
+    assert sum(np.isneginf(finals)) == 2
+    kept = fits[int(np.argmax(finals))]
+    h.assert_params_close(best, kept, rtol=1e-12, atol=1e-12)
+    for name in ("n_iter_", "converged_", "lower_bound_"):
+        assert getattr(best, name) == getattr(kept, name), name
+    np.testing.assert_array_equal(best.lower_bounds_, kept.lower_bounds_)
+    np.testing.assert_array_equal(best.log_likelihood_history_, kept.log_likelihood_history_)
+
+
+def test_every_start_collapsing_raises_the_clear_error():
+    X = _three_groups_one_a_point()[80:]  # only the ten copies and nothing else
+    X = np.vstack([X, X + [1.0, 0.0], X + [0.0, 1.0]])  # three points, ten copies each
+    gm = gmmlib.GaussianMixture(3, reg_covar=0.0, n_init=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(
+            ValueError, match=r"^All n_init=3 starts failed\. The first: .*reg_covar"
+        ):
+            gm.fit(X)
+    assert not hasattr(gm, "means_")
+    # with one start, the error is the collapse itself, as before
+    with pytest.raises(ValueError, match=r"^(Component|The tied).*reg_covar"):
+        gm.set_params(n_init=1).fit(X)
+
+
+def test_lower_bound_belongs_to_the_kept_start():
+    """scikit-learn's test_init, by gmmlib's measure: with n_init=10 the kept start's final
+    log-likelihood is never below the first start's alone, and lower_bound_ (and
+    lower_bounds_) are the kept start's, not the last start's."""
+    for random_state in range(15):
+        X, _, _ = h.blobs(np.random.default_rng(random_state), 50, 2, 2, spread=2.0)
+        one = _fit_quietly(gmmlib.GaussianMixture(2, max_iter=1, random_state=random_state), X)
+        ten = _fit_quietly(
+            gmmlib.GaussianMixture(2, n_init=10, max_iter=1, random_state=random_state), X
+        )
+        assert ten.score(X) >= one.score(X)
+        assert ten.lower_bound_ == ten.lower_bounds_[-1] == ten.log_likelihood_history_[-2]
+        assert ten.score(X) == pytest.approx(ten.log_likelihood_history_[-1], rel=1e-12)
+
+
+# -- warm starts --------------------------------------------------------------------------------
+def test_a_loop_of_warm_fits_converges_and_stops():
+    """With max_iter=1 each warm fit is one iteration; the convergence test carries over
+    from fit to fit (it restarted from -inf, so converged_ never became true)."""
+    X, _ = gmmlib.article_samples(n_samples=400)
+    warm = gmmlib.GaussianMixture(3, warm_start=True, max_iter=1, tol=1e-6, random_state=0)
+    lower_bounds = []
+    for _ in range(500):
+        _fit_quietly(warm, X)
+        lower_bounds.append(warm.lower_bound_)
+        if warm.converged_:
+            break
+    assert warm.converged_ and warm.n_iter_ == 1
+    cold = gmmlib.GaussianMixture(3, max_iter=500, tol=1e-6, random_state=0).fit(X)
+    assert cold.converged_ and len(lower_bounds) == cold.n_iter_
+    np.testing.assert_allclose(lower_bounds, cold.lower_bounds_, rtol=1e-12)
+    h.assert_params_close(warm, cold, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change", [{"n_components": 2}, {"covariance_type": "diag"}, {"covariance_type": "tied"}]
+)
+def test_warm_start_after_the_settings_changed_starts_afresh(change):
+    """scikit-learn keeps the old number of components, or fails on a broadcasting error;
+    gmmlib fits the new model from a fresh start, then continues from that one."""
+    X, _ = gmmlib.article_samples(n_samples=300)
+    kw = dict(tol=0.0, max_iter=5, random_state=0)
+    warm = _fit_quietly(gmmlib.GaussianMixture(3, warm_start=True, **kw), X)
+    warm.set_params(**change)
+    _fit_quietly(warm, X)
+    settings = {"n_components": 3, **change}
+    fresh = _fit_quietly(gmmlib.GaussianMixture(**settings, **kw), X)
+    h.assert_params_close(warm, fresh, rtol=1e-12, atol=1e-12)
+    assert warm.means_.shape == fresh.means_.shape and np.shape(warm.covariances_) == np.shape(
+        fresh.covariances_
+    )
+    _fit_quietly(warm, X)  # and the next warm fit continues it
+    longer = _fit_quietly(gmmlib.GaussianMixture(**settings, **{**kw, "max_iter": 10}), X)
+    h.assert_params_close(warm, longer, rtol=1e-10, atol=1e-12)
+
+
+# -- max_iter=0, precisions_init, a complete start ----------------------------------------------
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+def test_max_iter_zero_only_initialises(init_params):
+    X, _ = gmmlib.article_samples(n_samples=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning: nothing was meant to converge
+        gm = gmmlib.GaussianMixture(3, max_iter=0, init_params=init_params, random_state=1).fit(X)
+    assert gm.n_iter_ == 0 and not gm.converged_ and gm.lower_bound_ == -np.inf
+    assert gm.lower_bounds_.shape == (0,) and gm.log_likelihood_history_.shape == (1,)
+    rng = np.random.default_rng(1)
+    resp = gmmlib.initial_responsibilities(X, 3, init_params, rng)
+    w, m, c = gmmlib.m_step(X, resp, "full", reg_covar=1e-6)
+    for fitted, expected in ((gm.weights_, w), (gm.means_, m), (gm.covariances_, c)):
+        np.testing.assert_allclose(fitted, expected, rtol=1e-12, atol=1e-14)
+    # the start of a one-iteration fit is this one
+    one = _fit_quietly(
+        gmmlib.GaussianMixture(3, max_iter=1, init_params=init_params, random_state=1), X
+    )
+    assert one.lower_bound_ == pytest.approx(gm.log_likelihood_history_[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_precisions_init_is_the_same_start_as_covariances_init(covariance_type):
+    rng = np.random.default_rng(67)
+    X, _, _ = h.blobs(rng, 80, 3, 2)
+    start = _start(X, 3, covariance_type)
+    precisions = h.precisions_for_sklearn(start["covariances_init"], covariance_type)
+    kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=8)
+    by_cov = _fit_quietly(gmmlib.GaussianMixture(3, **kw, **start), X)
+    start["precisions_init"] = precisions
+    del start["covariances_init"]
+    by_prec = _fit_quietly(gmmlib.GaussianMixture(3, **kw, **start), X)
+    h.assert_params_close(by_prec, by_cov, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        by_prec.log_likelihood_history_, by_cov.log_likelihood_history_, rtol=1e-12
+    )
+    # the fitted precisions_ are the inverses of the fitted covariances_
+    K, d = by_prec.means_.shape
+    prec = h.to_full(by_prec.precisions_, covariance_type, K, d)
+    cov = h.to_full(by_prec.covariances_, covariance_type, K, d)
+    np.testing.assert_allclose(prec @ cov, np.broadcast_to(np.eye(d), (K, d, d)), atol=1e-9)
+
+
+def test_a_complete_user_start_needs_no_initial_m_step(monkeypatch):
+    """As scikit-learn (its test counts calls of a private helper): weights, means and
+    precisions all given, neither initial responsibilities nor an M-step are computed."""
+    import gmmlib._estimator as estimator
+
+    X, _ = gmmlib.article_samples(n_samples=300)
+    start = gmmlib.GaussianMixture(3, max_iter=0, random_state=0).fit(X)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the start was computed, though it was given")
+
+    monkeypatch.setattr(estimator, "initial_parameters", forbidden)
+    gm = gmmlib.GaussianMixture(
+        3, weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_
+    ).fit(X)
+    assert gm.converged_
+    with pytest.raises(AssertionError, match="was given"):
+        gmmlib.GaussianMixture(3, weights_init=start.weights_, means_init=start.means_).fit(X)
+
+
+# -- sample weights in score, bic and aic -------------------------------------------------------
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_weighted_compressed_data_report_the_bic_of_the_repeated_rows(covariance_type):
+    rng = np.random.default_rng(68)
+    X, _, _ = h.blobs(rng, 50, 3, 2)
+    counts = rng.integers(1, 5, size=50)
+    start = _start(X, 3, covariance_type)
+    kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=10, **start)
+    compressed = _fit_quietly(gmmlib.GaussianMixture(3, **kw), X, sample_weight=counts)
+    repeated_rows = np.repeat(X, counts, axis=0)
+    repeated = _fit_quietly(gmmlib.GaussianMixture(3, **kw), repeated_rows)
+    h.assert_params_close(compressed, repeated, rtol=1e-10, atol=1e-10)
+    for method in ("bic", "aic", "score"):
+        weighted = getattr(compressed, method)(X, sample_weight=counts)
+        assert weighted == pytest.approx(getattr(repeated, method)(repeated_rows), rel=1e-10)
+    # the independent formula: N in the penalty is the number of repeated rows
+    ll = h.scipy_log_likelihood(
+        X,
+        compressed.weights_,
+        compressed.means_,
+        h.to_full(compressed.covariances_, covariance_type, 3, 2),
+        sample_weight=counts,
+    )
+    p = compressed._n_parameters()
+    assert compressed.bic(X, sample_weight=counts) == pytest.approx(
+        -2 * ll + p * np.log(counts.sum()), rel=1e-10
+    )
+    # and no weights is weights of one
+    assert compressed.bic(X) == pytest.approx(
+        compressed.bic(X, sample_weight=np.ones(50)), rel=1e-14
+    )
+
+
+# -- the kernel, feature names ------------------------------------------------------------------
+def test_backend_is_passed_to_the_engine(monkeypatch):
+    import gmmlib._estimator as estimator
+
+    X, _ = gmmlib.article_samples(n_samples=300)
+    seen = []
+
+    class Recording(estimator.EMEngine):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs.get("backend"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "EMEngine", Recording)
+    numpy_fit = gmmlib.GaussianMixture(3, backend="numpy", random_state=0).fit(X)
+    auto_fit = gmmlib.GaussianMixture(3, random_state=0).fit(X)
+    assert seen == ["numpy", "auto"]
+    h.assert_params_close(numpy_fit, auto_fit, rtol=1e-9, atol=1e-12)
+
+
+class _Frame:
+    """The least a data frame has for gmmlib: named columns, and an array."""
+
+    def __init__(self, data, columns):
+        self._data, self.columns = np.asarray(data), list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __getitem__(self, columns):
+        return _Frame(self._data[:, [self.columns.index(c) for c in columns]], columns)
+
+
+def test_feature_names_are_kept_and_checked():
+    X, _ = gmmlib.article_samples(n_samples=300)
+    df = _Frame(X, ["x", "y"])
+    gm = gmmlib.GaussianMixture(3, random_state=0).fit(df)
+    assert gm.feature_names_in_.dtype == object and list(gm.feature_names_in_) == ["x", "y"]
+    np.testing.assert_array_equal(
+        gm.predict(df), gmmlib.GaussianMixture(3, random_state=0).fit(X).predict(X)
+    )
+    # the columns reordered: once a silently wrong answer, now an error that says what to do
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(
+            ValueError, match=r"same order as they were in fit\.\n.*feature_names_in_"
+        ):
+            getattr(gm, method)(df[["y", "x"]])
+    with pytest.raises(ValueError, match=r"unseen at fit time:\n- z\n.*yet now missing:\n- y\n"):
+        gm.predict(_Frame(X, ["x", "z"]))
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        gm.predict(X)
+    # names that are not all strings are not kept (as in scikit-learn); a mix is an error
+    assert not hasattr(gmmlib.GaussianMixture(3).fit(_Frame(X, [0, 1])), "feature_names_in_")
+    with pytest.raises(TypeError, match="string names"):
+        gmmlib.GaussianMixture(3).fit(_Frame(X, ["x", 1]))
+    # a fit on an array forgets the names
+    gm.fit(X)
+    assert not hasattr(gm, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but GaussianMixture was fitted"):
+        gm.predict(df)

@@ -241,3 +241,32 @@ def test_every_page_is_in_the_toc():
     assert not missing, (
         f"pages not in _toc.yml (Jupyter Book would silently leave them out): {missing}"
     )
+
+
+# -- one colour-blind-safe palette --------------------------------------------------------------
+OKABE_ITO = ["0072B2", "E69F00", "009E73", "D55E00", "CC79A7", "56B4E9", "F0E442", "000000"]
+# colours outside the palette: named primaries, or RGB triples written out by hand
+OFF_PALETTE = re.compile(
+    r"""(?:color|c|colors)\s*=\s*["'](?:r|g|b|m|y|c|red|green|blue|magenta)["']"""
+    r"""|np\.array\(\s*\[\s*\[\s*0?\.\d+\s*,\s*0?\.\d+\s*,\s*0?\.\d+\s*\]"""
+)
+
+
+def test_every_notebook_folder_uses_the_book_palette():
+    # matplotlib reads ./matplotlibrc: the notebook's folder when Jupyter or nbval runs it
+    for folder in sorted({path.parent for path in NOTEBOOKS}):
+        rc = folder / "matplotlibrc"
+        assert rc.is_file(), f"{rel(folder)} has no matplotlibrc (link ../matplotlibrc)"
+        cycle = re.search(r"^axes\.prop_cycle:\s*cycler\('color', \[(.*)\]\)", rc.read_text(), re.M)
+        assert cycle, f"{rel(rc)} sets no colour cycle"
+        assert re.findall(r"'([0-9A-Fa-f]{6})'", cycle[1]) == OKABE_ITO, rel(rc)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
+def test_no_colour_outside_the_palette(path):
+    bad = [
+        (i, m.group())
+        for i, cell in code_cells(load(path))
+        for m in OFF_PALETTE.finditer(python_source(source(cell)))
+    ]
+    assert not bad, f"{rel(path)}: colours outside the book's palette (use 'C0'...'C7'): {bad}"
