@@ -30,13 +30,21 @@ class DaskRows:
             None if sample_weight is None else da.from_array(sample_weight, chunks=(X.chunks[0],))
         )
 
-    def map_reduce(self, chunk_sums, total):
+    def map_reduce(self, chunk_sums, total, per_chunk=None):
         """``total([chunk_sums(x, w) for every chunk x of rows and its weights w])``.
 
-        ``w`` is None when there are no sample weights. Computed by Dask: the calls of
-        ``chunk_sums`` run in its workers, in parallel.
+        ``w`` is None when there are no sample weights. With ``per_chunk`` (a list, one
+        item per chunk of rows), the calls are ``chunk_sums(x, w, item)``. Computed by
+        Dask, on its configured scheduler: the calls of ``chunk_sums`` run where the
+        chunks are (threads, or the worker processes of a ``dask.distributed`` cluster),
+        in parallel, and only their sums travel. ``chunk_sums`` and ``total`` must then
+        be picklable: module-level functions, or ``functools.partial`` of them.
         """
         rows = self.X.to_delayed().ravel()
         weights = [None] * len(rows) if self._weight is None else self._weight.to_delayed()
-        parts = [dask.delayed(chunk_sums)(x, w) for x, w in zip(rows, weights, strict=True)]
+        extra = [] if per_chunk is None else [per_chunk]
+        parts = [
+            dask.delayed(chunk_sums)(x, w, *more)
+            for x, w, *more in zip(rows, weights, *extra, strict=True)
+        ]
         return dask.delayed(total)(parts).compute()

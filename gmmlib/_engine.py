@@ -46,6 +46,7 @@ from ._validation import (
     check_nonnegative,
     check_rows,
     check_sample_weight,
+    is_dask_array,
 )
 
 #: The whitened vectors are stored divided by √2: their squares sum to half the
@@ -173,11 +174,6 @@ def _all_finite(sums: Sums) -> bool:
     )
 
 
-def _is_dask_array(X) -> bool:
-    # Without importing Dask: a Dask array's type comes from the dask package.
-    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
-
-
 class EMEngine:
     r"""Blocked, one-pass, multi-threaded EM iterations for a Gaussian mixture.
 
@@ -263,7 +259,7 @@ class EMEngine:
         )
         self.backend = resolve_backend(check_backend(backend))
         self._dask = None
-        if _is_dask_array(X):
+        if is_dask_array(X):  # without importing Dask
             from ._dask import DaskRows
 
             self._dask = DaskRows(X, sample_weight)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from functools import partial
 
 import numpy as np
 from scipy.special import logsumexp
@@ -55,6 +56,7 @@ from ._validation import (
     check_warm_start,
     check_weights_init,
     feature_names,
+    is_dask_array,
     warn_not_converged,
     warn_start_skipped,
 )
@@ -78,6 +80,29 @@ def _covariances_from_precisions(precisions, covariance_type):
         return 1.0 / precisions
     covariances = np.linalg.inv(precisions)
     return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
+
+
+def _chunk_result(x, *, what, params, covariance_type, dtype):
+    """score_samples, predict_proba or predict of one chunk of a Dask array's rows, from
+    the fitted (weights, means, precisions_cholesky) in float64 (run where the chunk is),
+    ``_CHUNK_BLOCK`` rows at a time so that a worker's memory is the chunk and a block."""
+    n_components = params[0].shape[0]
+    shape = (x.shape[0], n_components) if what == "predict_proba" else (x.shape[0],)
+    result = np.empty(shape, dtype=dtype)
+    for start in range(0, x.shape[0], _CHUNK_BLOCK):
+        block = np.asarray(x[start : start + _CHUNK_BLOCK], dtype=np.float64)
+        if what == "score_samples":
+            part = logsumexp(_log_joint(block, *params, covariance_type), axis=1)
+        else:
+            log_resp = _e_step(block, *params, covariance_type)[0]
+            # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
+            part = np.argmax(log_resp, axis=1) if what == "predict" else np.exp(log_resp)
+        result[start : start + _CHUNK_BLOCK] = part
+    return result
+
+
+#: Rows per block of a Dask chunk's predictions (``_chunk_result``).
+_CHUNK_BLOCK = 1 << 16
 
 
 class GaussianMixture:
@@ -365,13 +390,16 @@ class GaussianMixture:
         return weights, means, covariances
 
     @staticmethod
-    def _as_data(X):
-        """(X as checked float64 data, the dtype of the fitted results): float32 for float32."""
+    def _as_data(X, lazy=False):
+        """(X as checked float64 data, the dtype of the fitted results): float32 for float32.
+
+        A Dask array stays one (``lazy``: its values checked when it is computed).
+        """
         check_dense(X)
-        if not isinstance(X, np.ndarray):
+        if not isinstance(X, np.ndarray) and not is_dask_array(X):
             X = np.asarray(X)  # a list, or a data frame (its names were read before)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
-        return check_data(X), dtype
+        return check_data(X, lazy=lazy), dtype
 
     def _check_X_predict(self, X, stacklevel=3):
         """New data, checked against the fitted model; returns (X, output dtype).
@@ -381,9 +409,29 @@ class GaussianMixture:
         check_is_fitted(self)
         fitted = getattr(self, "feature_names_in_", None)
         check_feature_names(fitted, feature_names(X), stacklevel=stacklevel + 1)
-        X, dtype = self._as_data(X)
+        X, dtype = self._as_data(X, lazy=True)
         check_n_features(X, self.n_features_in_)
         return X, np.result_type(dtype, self.means_.dtype)
+
+    def _fitted_float64(self):
+        return tuple(
+            np.asarray(getattr(self, name), dtype=np.float64)
+            for name in ("weights_", "means_", "precisions_cholesky_")
+        )
+
+    def _per_chunk(self, X, what, dtype, n_columns=None):
+        """``what`` of every chunk of rows of a Dask array, as a Dask array (nothing
+        computed): ``_chunk_result`` on each, with the fitted parameters."""
+        chunk = partial(
+            _chunk_result,
+            what=what,
+            params=self._fitted_float64(),
+            covariance_type=self.covariance_type,
+            dtype=dtype,
+        )
+        if n_columns is None:
+            return X.map_blocks(chunk, drop_axis=1, dtype=dtype)
+        return X.map_blocks(chunk, chunks=(X.chunks[0], (n_columns,)), dtype=dtype)
 
     # -- fitting -----------------------------------------------------------------------
     def _initial_parameters(self, X, sample_weight, rng, user, reg_covar):
@@ -626,15 +674,28 @@ class GaussianMixture:
             data and a model fitted on float32 data, float64 otherwise).
         """
         X, dtype = self._check_X_predict(X)
+        if is_dask_array(X):
+            return self._per_chunk(X, "score_samples", dtype)
         return logsumexp(self._log_joint(X), axis=1).astype(dtype, copy=False)
 
     def _weighted_log_likelihood(self, X, sample_weight):
-        """(Σ w_i log P(x_i | θ), Σ w_i), in float64; all w_i = 1 without weights."""
+        """(Σ w_i log P(x_i | θ), Σ w_i), in float64; all w_i = 1 without weights.
+
+        On a Dask array, a sum over its chunks (each chunk's log-densities stay there).
+        """
         X, _ = self._check_X_predict(X, stacklevel=4)
-        log_density = logsumexp(self._log_joint(X), axis=1)
+        if is_dask_array(X):
+            log_density = self._per_chunk(X, "score_samples", np.float64)
+        else:
+            log_density = logsumexp(self._log_joint(X), axis=1)
         if sample_weight is None:
             return float(log_density.sum()), float(X.shape[0])
         w = check_sample_weight(sample_weight, X.shape[0])
+        if is_dask_array(X):
+            import dask.array as da
+
+            w_chunks = da.from_array(w, chunks=(log_density.chunks[0],))
+            return float((w_chunks * log_density).sum().compute()), float(w.sum())
         return float(w @ log_density), float(w.sum())
 
     def score(self, X, y=None, sample_weight=None) -> float:
@@ -670,6 +731,8 @@ class GaussianMixture:
             Every row sums to 1, as in :func:`gmmlib.responsibilities`.
         """
         X, dtype = self._check_X_predict(X)
+        if is_dask_array(X):
+            return self._per_chunk(X, "predict_proba", dtype, self.n_components)
         return np.exp(self._log_resp(X)).astype(dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:
@@ -685,6 +748,8 @@ class GaussianMixture:
             For every sample, the component k with the largest responsibility.
         """
         X, _ = self._check_X_predict(X)
+        if is_dask_array(X):
+            return self._per_chunk(X, "predict", np.intp)
         # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
         return np.argmax(self._log_resp(X), axis=1)
 

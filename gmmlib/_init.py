@@ -23,6 +23,7 @@ methods compared, part two, chapter 3, "Initialisation and local optima"
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._validation import (
     check_init_params,
     check_int,
     check_optional_sample_weight,
+    is_dask_array,
 )
 
 #: A start on a ``numpy.memmap`` clusters at most this many of its rows (drawn at random).
@@ -244,13 +246,13 @@ def initial_parameters(
     responsibilities, the same numbers as in memory) and adds up the M-step's sums
     (``gmmlib._m_step.params_from_sums``): memory of ``max_rows`` rows and a block.
     """
-    if isinstance(X, np.memmap):
+    if isinstance(X, np.memmap) or is_dask_array(X):
         n_rows = X.shape[0] if sample_weight is None else np.count_nonzero(sample_weight)
         if n_rows > max_rows:
             return _streamed_start(
                 X, n_components, method, rng, covariance_type, reg_covar, sample_weight, max_rows
             )
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(_read(X), dtype=np.float64)
     resp = _initial_responsibilities(X, n_components, method, rng, sample_weight)
     with np.errstate(over="ignore", invalid="ignore"):  # a spread beyond 1e154: refused below
         weights, means, covariances = _m_step(
@@ -272,57 +274,130 @@ def _sample(n: int, size: int, rng) -> np.ndarray:
     return np.sort(np.fromiter(chosen, dtype=np.int64, count=size))
 
 
-def _streamed_start(
-    X, n_components, method, rng, covariance_type, reg_covar, sample_weight, max_rows
-):
-    """``initial_parameters`` of a memmap larger than ``max_rows`` rows: a sample, then one pass."""
-    n_samples, n_features = X.shape
-    frame = centres = None
-    if method != "random":
-        candidates = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
-        n_candidates = n_samples if candidates is None else candidates.shape[0]
-        chosen = _sample(n_candidates, max_rows, rng)
-        if candidates is not None:
-            chosen = candidates[chosen]
-        rows, weights, _ = _taking_part(
-            np.asarray(X[chosen], dtype=np.float64),
-            None if sample_weight is None else sample_weight[chosen],
-        )
-        frame = _Frame.of(rows)
-        rows = frame.into(rows)
-        _, centres = _responsibilities_and_centres(rows, n_components, method, rng, weights)
-    full = covariance_type in ("full", "tied")
-    counts = np.zeros(n_components)
+def _sampled_centres(X, n_components, method, rng, sample_weight, max_rows):
+    """(frame, centres) of the method run on ``max_rows`` rows of positive weight drawn
+    with ``rng`` (read from ``X`` by one sorted fancy index), and those rows' weighted mean.
+    """
+    n_samples = X.shape[0]
+    candidates = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+    n_candidates = n_samples if candidates is None else candidates.shape[0]
+    chosen = _sample(n_candidates, max_rows, rng)
+    if candidates is not None:
+        chosen = candidates[chosen]
+    rows, weights, _ = _taking_part(
+        np.asarray(_read(X[chosen]), dtype=np.float64),
+        None if sample_weight is None else sample_weight[chosen],
+    )
+    mean = np.average(rows, axis=0, weights=weights)
+    if method == "random":
+        return None, None, mean
+    frame = _Frame.of(rows)
+    rows = frame.into(rows)
+    _, centres = _responsibilities_and_centres(rows, n_components, method, rng, weights)
+    return frame, centres, mean
+
+
+def _read(rows):
+    """Rows of a memmap or of a Dask array (computed) as a NumPy array."""
+    return rows.compute() if is_dask_array(rows) else rows
+
+
+def _block_resp(block, w, frame, centres, n_components, rng):
+    """(rows of positive weight, their weighted responsibilities) of a block of rows.
+
+    ``centres`` None: uniform random responsibilities drawn with ``rng``, as in memory.
+    """
+    block = np.asarray(block, dtype=np.float64)
+    if w is not None:  # rows of weight 0 take no part
+        block, w = block[w > 0], w[w > 0]
+    if centres is None:
+        resp = rng.uniform(size=(block.shape[0], n_components))
+        resp /= resp.sum(axis=1, keepdims=True)
+    else:
+        resp = _one_hot(_nearest(frame.into(block), centres), n_components)
+    return block, _weighted(resp, w)
+
+
+def _block_moments(block, resp, reference, full):
+    """A block's (Σγ, Σγ y, Σγ y yᵀ or Σγ y²) per component k, with y = x - reference_k."""
+    n_components, n_features = reference.shape
     sum_y = np.zeros((n_components, n_features))
     sum_yy = np.zeros(
         (n_components, n_features, n_features) if full else (n_components, n_features)
     )
-    reference = None  # the point the sums are taken about: each centre, or one for random
-    for start in range(0, n_samples, _START_BLOCK):
-        block = np.asarray(X[start : start + _START_BLOCK], dtype=np.float64)
-        w = None if sample_weight is None else sample_weight[start : start + _START_BLOCK]
-        if w is not None:  # rows of weight 0 take no part
-            block, w = block[w > 0], w[w > 0]
-            if not block.shape[0]:
-                continue
-        if centres is None:  # random: uniform responsibilities, as in memory
-            resp = rng.uniform(size=(block.shape[0], n_components))
-            resp /= resp.sum(axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # a spread beyond 1e154: refused later
+        for k in range(n_components):
+            y = block - reference[k]  # exact for data near their reference, wherever they sit
+            sum_y[k] += resp[:, k] @ y
+            sum_yy[k] += (resp[:, k] * y.T) @ y if full else resp[:, k] @ (y * y)
+    return resp.sum(axis=0), sum_y, sum_yy
+
+
+def _chunk_moments(x, w, seed, *, frame, centres, reference, full):
+    """``_block_moments`` of one Dask chunk (run on a Dask worker)."""
+    rng = None if seed is None else np.random.default_rng(seed)
+    block, resp = _block_resp(x, w, frame, centres, reference.shape[0], rng)
+    return _block_moments(block, resp, reference, full)
+
+
+def _add_up(parts):
+    """The field-by-field sums of several chunks' moments."""
+    return tuple(sum(field) for field in zip(*parts, strict=True))
+
+
+def _streamed_start(
+    X, n_components, method, rng, covariance_type, reg_covar, sample_weight, max_rows
+):
+    """``initial_parameters`` of a memmap or a Dask array larger than ``max_rows`` rows:
+    a sample, then one pass (a memmap block by block; a Dask array chunk by chunk, each
+    chunk's sums computed where it lies and added up, as ``gmmlib.EMEngine`` does)."""
+    n_samples, n_features = X.shape
+    frame = centres = None
+    dask = is_dask_array(X)
+    if dask or method != "random":
+        frame, centres, mean = _sampled_centres(
+            X, n_components, method, rng, sample_weight, max_rows
+        )
+    full = covariance_type in ("full", "tied")
+    if dask:
+        from ._dask import DaskRows
+
+        rows = DaskRows(X, sample_weight)
+        n_chunks = len(rows.X.chunks[0])
+        seeds = [None] * n_chunks
+        if centres is None:  # random: each chunk its own generator, spawned from rng
+            seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(n_chunks)
+            reference = np.repeat(mean[None], n_components, axis=0)
         else:
-            resp = _one_hot(_nearest(frame.into(block), centres), n_components)
-        resp = _weighted(resp, w)
-        if reference is None:
-            if centres is not None:
-                reference = frame.out_of(centres)
-            else:
-                mean = resp.sum(axis=1) @ block / resp.sum()
-                reference = np.repeat(mean[None], n_components, axis=0)
-        counts += resp.sum(axis=0)
-        with np.errstate(over="ignore", invalid="ignore"):  # a spread beyond 1e154: refused below
-            for k in range(n_components):
-                y = block - reference[k]  # exact for data near their reference, wherever they sit
-                sum_y[k] += resp[:, k] @ y
-                sum_yy[k] += (resp[:, k] * y.T) @ y if full else resp[:, k] @ (y * y)
+            reference = frame.out_of(centres)
+        chunk = partial(
+            _chunk_moments, frame=frame, centres=centres, reference=reference, full=full
+        )
+        counts, sum_y, sum_yy = rows.map_reduce(chunk, _add_up, per_chunk=seeds)
+    else:
+        counts = np.zeros(n_components)
+        sum_y = np.zeros((n_components, n_features))
+        sum_yy = np.zeros(
+            (n_components, n_features, n_features) if full else (n_components, n_features)
+        )
+        reference = None  # the point the sums are taken about: each centre, or one for random
+        for start in range(0, n_samples, _START_BLOCK):
+            w = None if sample_weight is None else sample_weight[start : start + _START_BLOCK]
+            if w is not None and not np.any(w > 0):
+                continue
+            block, resp = _block_resp(
+                X[start : start + _START_BLOCK], w, frame, centres, n_components, rng
+            )
+            if reference is None:
+                if centres is not None:
+                    reference = frame.out_of(centres)
+                else:
+                    mean = resp.sum(axis=1) @ block / resp.sum()
+                    reference = np.repeat(mean[None], n_components, axis=0)
+            for total, part in zip(
+                (counts, sum_y, sum_yy), _block_moments(block, resp, reference, full), strict=True
+            ):
+                total += part
     identity = {
         "full": np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features)),
         "tied": np.eye(n_features),

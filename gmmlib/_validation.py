@@ -63,17 +63,73 @@ def _object_to_float(X: np.ndarray, name: str) -> np.ndarray:
         ) from None
 
 
-def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
+def check_data(X, *, name: str = "X", min_samples: int = 1, lazy: bool = False) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
 
-    A ``numpy.memmap`` of float32 or float64 is returned as it is, checked block by block.
+    A ``numpy.memmap`` of float32 or float64 is returned as it is, checked block by block;
+    a Dask array stays a Dask array (of float32 or float64), checked without being loaded
+    (``lazy``: its values are checked chunk by chunk when it is computed, not now).
     """
     check_dense(X, name)
+    if is_dask_array(X):
+        return _check_dask_data(X, name, min_samples, lazy)
     # np.asarray turns a memmap into a plain view of it: keep the memmap itself (below)
     mapped = X if isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64) else None
     X = np.asarray(X)
     if X.dtype == object:
         X = _object_to_float(X, name)
+    _check_kind(X, name)
+    # float32 input is computed in float64: the responsibilities and the
+    # covariance sums lose too much accuracy in single precision. A memmap is left
+    # as it is (the EM engine converts it block by block), so a file larger than
+    # memory is never loaded whole.
+    X = np.asarray(X, dtype=np.float64) if mapped is None else mapped
+    _check_size(X, name, min_samples)
+    _refuse_nonfinite(_nonfinite_rows(X), name)
+    return X
+
+
+def is_dask_array(X) -> bool:
+    """Whether ``X`` is a Dask array, without importing Dask (its type comes from dask)."""
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
+
+
+def _check_dask_data(X, name: str, min_samples: int, lazy: bool):
+    """A Dask array checked lazily: its dtype and shape at once, finiteness by one streamed
+    reduction over its chunks (only a count, then the first few bad rows, travel back).
+
+    Returned as a Dask array of float32 or float64 (other dtypes converted chunk by chunk).
+    """
+    _check_kind(X, name)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if any(np.isnan(n) for n in X.shape):
+        raise ValueError(
+            f"{name} is a Dask array of unknown chunk sizes (shape {X.shape}). Compute "
+            f"them first: {name}.compute_chunk_sizes()."
+        )
+    _check_size(X, name, min_samples)
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})  # chunks of whole rows
+    if lazy:
+        return X.map_blocks(_check_finite_chunk, dtype=X.dtype)
+    bad = ~np.isfinite(X).all(axis=1)
+    if int(bad.sum().compute()):
+        rows = np.flatnonzero(bad.compute())  # one bool per row: n_samples bytes
+        _refuse_nonfinite(rows, name)
+    return X
+
+
+def _check_finite_chunk(x, block_info=None):
+    """A Dask chunk of whole rows, returned as it is once found finite (rows numbered in
+    the whole array)."""
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    _refuse_nonfinite(start + _nonfinite_rows(x), "X")
+    return x
+
+
+def _check_kind(X, name: str) -> None:
+    """Numeric, real, 2-D (from the dtype and ndim alone: nothing is read)."""
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(
             f"{name} must be numeric; got an array of dtype {X.dtype}. "
@@ -89,16 +145,14 @@ def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
         raise ValueError(
             f"{name} must be 2-D, of shape (n_samples, n_features); got shape {X.shape}."
         )
-    if np.iscomplexobj(X):
+    if np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(
             f"Complex data not supported: {name} is complex, and a Gaussian mixture "
             "needs real data."
         )
-    # float32 input is computed in float64: the responsibilities and the
-    # covariance sums lose too much accuracy in single precision. A memmap is left
-    # as it is (the EM engine converts it block by block), so a file larger than
-    # memory is never loaded whole.
-    X = np.asarray(X, dtype=np.float64) if mapped is None else mapped
+
+
+def _check_size(X, name: str, min_samples: int) -> None:
     if X.shape[1] < 1:
         raise ValueError(
             f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
@@ -107,14 +161,15 @@ def check_data(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
         raise ValueError(
             f"{name} has {X.shape[0]} sample(s) but at least {min_samples} are needed."
         )
-    rows = _nonfinite_rows(X)
+
+
+def _refuse_nonfinite(rows, name: str) -> None:
     if rows.size:
         shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise ValueError(
             f"{name} contains NaN or infinity in {rows.size} row(s) (row {shown}). "
             "Remove or impute those rows before fitting."
         )
-    return X
 
 
 def _nonfinite_rows(X, block: int = 1 << 16) -> np.ndarray:
