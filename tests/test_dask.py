@@ -138,8 +138,10 @@ def test_dask_dtype_and_shape_checked_at_once():
 
 
 # -- on a dask.distributed cluster --------------------------------------------------------
-N_FEATURES, CHUNK_ROWS, N_CHUNKS = 2, 1_000_000, 22  # 22 chunks of 16 MB: 352 MB in all
-WORKER_MEMORY = 320 * 2**20  # per worker: the data do not fit in one
+N_FEATURES, CHUNK_ROWS, N_CHUNKS = 2, 1_000_000, 52  # 52 chunks of 16 MB: 832 MB in all
+# per worker: the data do not fit in one. A worker that compiles the Numba kernels (a
+# cold cache) peaks near 300 MB before it holds any data, so the limit leaves room for that.
+WORKER_MEMORY = 768 * 2**20
 
 
 def _generated_chunk(block_id=None):
@@ -153,7 +155,7 @@ def _generated_chunk(block_id=None):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::gmmlib.ConvergenceWarning")
 def test_fit_on_a_distributed_cluster_streams():
-    """Two worker processes with 320 MiB each fit 352 MB of data (the streamed start, then
+    """Two worker processes with 768 MiB each fit 832 MB of data (the streamed start, then
     EM) as in memory, to 1e-10; gathering the data on one worker fails."""
     distributed = pytest.importorskip("distributed")
     X = da.map_blocks(
@@ -164,7 +166,17 @@ def test_fit_on_a_distributed_cluster_streams():
     assert X.nbytes > WORKER_MEMORY
     kw = dict(n_components=2, random_state=0, tol=0.0, max_iter=3)
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        dask.config.set(
+            {
+                "distributed.scheduler.allowed-failures": 0,
+                # No pausing, no spilling to disk: a worker that holds more than its limit
+                # is killed (at 95 %), so the test fails at once instead of waiting forever
+                # on a paused worker, and data cannot escape to disk.
+                "distributed.worker.memory.target": False,
+                "distributed.worker.memory.spill": False,
+                "distributed.worker.memory.pause": False,
+            }
+        ),
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
