@@ -70,6 +70,8 @@ test-book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gmmlib tests benchmarks conftest.py
 	$(BIN)/ruff format --check gmmlib tests benchmarks conftest.py
+	@# the notebooks' code cells, at the book's 88 columns (outputs are not touched)
+	$(BIN)/ruff format --check --line-length 88 chapters
 
 ## make execute: re-run every chapter notebook in place so its stored outputs are fresh
 execute: $(STAMP)
