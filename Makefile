@@ -20,6 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@# Build matplotlib's font cache now: on a fresh machine the first import prints a
 	@# notice to stderr, which nbval would see as a changed output.
 	$(BIN)/python -c "import matplotlib.pyplot"
+	@# Compile the engine's Numba kernels into their cache now, once, so that the first
+	@# `make check` runs in well under a minute (tools/warm_numba_cache.py says why).
+	$(BIN)/python tools/warm_numba_cache.py
 	touch $(STAMP)
 
 ## make book: build the HTML book into _build/html (no warnings allowed)
@@ -68,8 +71,8 @@ test-book: $(STAMP)
 	$(BIN)/python -m pytest -q tests/book chapters $(NBVAL_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gmmlib tests benchmarks conftest.py
-	$(BIN)/ruff format --check gmmlib tests benchmarks conftest.py
+	$(BIN)/ruff check gmmlib tests benchmarks tools conftest.py
+	$(BIN)/ruff format --check gmmlib tests benchmarks tools conftest.py
 	@# the notebooks' code cells, at the book's 88 columns (outputs are not touched)
 	$(BIN)/ruff format --check --line-length 88 chapters
 
