@@ -99,3 +99,40 @@ def article_samples(n_samples: int = N_SAMPLES, random_state=SEED):
     """
     weights, means, covariances = article_parameters()
     return sample_mixture(n_samples, weights, means, covariances, "full", random_state)
+
+
+#: The book's "current guess" θ⁽ᵗ⁾: the one imperfect set of parameters that every
+#: chapter saying "the current guess" starts from (equal weights, means moved by about
+#: 1.5 from the truth, covariances of the wrong shape), as EM might hold it early on.
+CURRENT_WEIGHTS = np.full(3, 1 / 3)
+CURRENT_MEANS = MEANS + np.array([[1.0, -1.0], [-1.5, 1.0], [-1.0, -1.5]])
+CURRENT_COVARIANCES = np.array(
+    [[[1.5, 0.5], [0.5, 1.0]], [[1.0, -0.3], [-0.3, 2.0]], [[2.5, 0.0], [0.0, 1.2]]]
+)
+
+
+def current_guess():
+    """The book's current guess θ⁽ᵗ⁾ = (weights, means, covariances), as fresh copies.
+
+    Chapters 2 to 6 and the errata take one E-step and one M-step from this guess, so
+    that L(θ⁽ᵗ⁾), Q(θ⁽ᵗ⁾, θ⁽ᵗ⁾) and the responsibilities are the same numbers in every
+    chapter.
+
+    Returns
+    -------
+    weights : ndarray of shape (3,)
+        Equal weights, 1/3 each.
+    means : ndarray of shape (3, 2)
+        :data:`~gmmlib.article.MEANS` moved by (1, −1), (−1.5, 1) and (−1, −1.5).
+    covariances : ndarray of shape (3, 2, 2)
+
+    Examples
+    --------
+    >>> import gmmlib
+    >>> from gmmlib.article import current_guess
+    >>> weights, means, covariances = current_guess()
+    >>> X, _ = gmmlib.article_samples()
+    >>> print(f"{gmmlib.log_likelihood(X, weights, means, covariances):.2f}")
+    -12324.95
+    """
+    return CURRENT_WEIGHTS.copy(), CURRENT_MEANS.copy(), CURRENT_COVARIANCES.copy()
