@@ -401,3 +401,75 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
         loss = np.where(kept > 0, second / kept, np.inf)
     loss[~(second > 0) | ~(counts[:, None] > 0)] = 1.0
     return float(loss.max())
+
+
+#: What a fitted model computes per row: the outputs ``row_results`` fills.
+ROW_RESULTS = ("score_samples", "predict", "predict_proba")
+#: Rows per block of the NumPy path of ``row_results`` (some hundred KiB of (rows, K) arrays).
+_REFERENCE_ROWS = 1 << 11
+
+
+def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend="auto",
+                n_threads=None):  # fmt: skip
+    """``what`` of every row of ``X`` under θ, block by block: no (N, K) temporaries.
+
+    ``score_samples``: log P(x_i | θ) (N,); ``predict``: the most responsible
+    component (N,); ``predict_proba``: γ_ik (N, K). The compiled kernels compute the
+    blocks of an ndarray or memmap on ``n_threads`` threads, writing straight into the
+    output; other inputs, and the rare rows whose distances overflow, take the
+    reference path (``gmmlib._e_step``) a block of rows at a time. Extra memory is a
+    few blocks, whatever N is. No argument checking: the estimator checks X and θ.
+    """
+    from ._e_step import _e_step  # the reference path
+    from ._kernels import kernels_for, resolve_backend
+
+    n_samples, d = (int(s) for s in X.shape)
+    K = int(np.shape(weights)[0])
+    empty_rows, empty_resp = np.empty(0), np.empty((0, K))
+    log_density = np.empty(n_samples) if what == "score_samples" else empty_rows
+    labels = np.empty(n_samples, dtype=np.intp) if what == "predict" else np.empty(0, np.intp)
+    resp_out = np.empty((n_samples, K)) if what == "predict_proba" else empty_resp
+    output = {"score_samples": log_density, "predict": labels, "predict_proba": resp_out}[what]
+    backend = resolve_backend(backend)
+    kernels, rows_X = kernels_for(X, backend)
+    n_bad = 0
+    if kernels.backend == "numba" and n_samples:
+        from ._kernels import compiled_diag_rows, compiled_full_rows
+
+        constants = e_step_constants(weights, means, prec_chol, covariance_type)
+        full = isinstance(constants, FullConstants)
+        kernel = compiled_full_rows if full else compiled_diag_rows
+        block = min(default_block_size(K, d, "numba"), n_samples)
+
+        def work(starts, workspace):
+            del workspace
+            return kernel(rows_X, starts, block, *constants, log_density, labels, resp_out)
+
+        threads = BlockThreads(default_threads() if n_threads is None else n_threads)
+        n_bad = sum(threads.map(work, block_starts(n_samples, block)))
+        if not n_bad:
+            return output
+    for start in range(0, n_samples, _REFERENCE_ROWS):
+        stop = min(start + _REFERENCE_ROWS, n_samples)
+        if n_bad:  # only the rows the compiled kernel could not compute
+            marks = {"score_samples": log_density, "predict": labels}.get(what)
+            part = labels[start:stop] < 0 if what == "predict" else None
+            if part is None:
+                values = marks[start:stop] if marks is not None else resp_out[start:stop, 0]
+                part = np.isnan(values)
+            rows = start + np.flatnonzero(part)
+            if not rows.size:
+                continue
+            block_X = np.asarray(X[rows], dtype=np.float64)
+        else:
+            rows = slice(start, stop)
+            block_X = np.asarray(X[start:stop], dtype=np.float64)
+        log_resp, log_norm = _e_step(block_X, weights, means, prec_chol, covariance_type)
+        if what == "score_samples":
+            log_density[rows] = log_norm
+        elif what == "predict":
+            # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow
+            labels[rows] = np.argmax(log_resp, axis=1)
+        else:
+            resp_out[rows] = np.exp(log_resp)
+    return output

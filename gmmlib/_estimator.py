@@ -19,13 +19,11 @@ import time
 from functools import partial
 
 import numpy as np
-from scipy.special import logsumexp
 
-from ._e_step import _e_step
-from ._engine import EMEngine, improves
+from ._engine import EMEngine, improves, row_results
 from ._gaussian import precision_cholesky
 from ._init import initial_parameters
-from ._mixture import _log_joint, _sample_mixture
+from ._mixture import _sample_mixture
 from ._validation import ConvergenceWarning as ConvergenceWarning  # gmmlib.ConvergenceWarning
 from ._validation import NotFittedError as NotFittedError  # re-exported as gmmlib.NotFittedError
 from ._validation import (
@@ -82,27 +80,14 @@ def _covariances_from_precisions(precisions, covariance_type):
     return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
 
 
-def _chunk_result(x, *, what, params, covariance_type, dtype):
+def _chunk_result(x, *, what, params, covariance_type, dtype, backend):
     """score_samples, predict_proba or predict of one chunk of a Dask array's rows, from
-    the fitted (weights, means, precisions_cholesky) in float64 (run where the chunk is),
-    ``_CHUNK_BLOCK`` rows at a time so that a worker's memory is the chunk and a block."""
-    n_components = params[0].shape[0]
-    shape = (x.shape[0], n_components) if what == "predict_proba" else (x.shape[0],)
-    result = np.empty(shape, dtype=dtype)
-    for start in range(0, x.shape[0], _CHUNK_BLOCK):
-        block = np.asarray(x[start : start + _CHUNK_BLOCK], dtype=np.float64)
-        if what == "score_samples":
-            part = logsumexp(_log_joint(block, *params, covariance_type), axis=1)
-        else:
-            log_resp = _e_step(block, *params, covariance_type)[0]
-            # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
-            part = np.argmax(log_resp, axis=1) if what == "predict" else np.exp(log_resp)
-        result[start : start + _CHUNK_BLOCK] = part
-    return result
-
-
-#: Rows per block of a Dask chunk's predictions (``_chunk_result``).
-_CHUNK_BLOCK = 1 << 16
+    the fitted (weights, means, precisions_cholesky) in float64 (run where the chunk is,
+    on one thread: Dask's workers take the chunks), a block of rows at a time, so that a
+    worker's memory is the chunk and a few blocks."""
+    x = np.asarray(x)
+    result = row_results(x, *params, covariance_type, what, backend=backend, n_threads=1)
+    return result.astype(dtype, copy=False)
 
 
 class GaussianMixture:
@@ -428,6 +413,7 @@ class GaussianMixture:
             params=self._fitted_float64(),
             covariance_type=self.covariance_type,
             dtype=dtype,
+            backend=self.backend,
         )
         if n_columns is None:
             return X.map_blocks(chunk, drop_axis=1, dtype=dtype)
@@ -639,24 +625,11 @@ class GaussianMixture:
         return self
 
     # -- using a fitted model ----------------------------------------------------------
-    def _log_resp(self, X):
-        """log γ_ik under the fitted parameters (no NaN, even where every φ_ik underflows)."""
-        return _e_step(
-            X,
-            np.asarray(self.weights_, dtype=np.float64),
-            np.asarray(self.means_, dtype=np.float64),
-            np.asarray(self.precisions_cholesky_, dtype=np.float64),
-            self.covariance_type,
-        )[0]
-
-    def _log_joint(self, X):
-        return _log_joint(
-            X,
-            np.asarray(self.weights_, dtype=np.float64),
-            np.asarray(self.means_, dtype=np.float64),
-            np.asarray(self.precisions_cholesky_, dtype=np.float64),
-            self.covariance_type,
-        )
+    def _rows(self, X, what):
+        """``what`` of every row of X (an ndarray or memmap) under the fitted model, in
+        float64 (``row_results``: blocks on the engine's threads, no (N, K) temporaries)."""
+        params = self._fitted_float64()
+        return row_results(X, *params, self.covariance_type, what, backend=self.backend)
 
     def score_samples(self, X) -> np.ndarray:
         """log P(x_i | θ) for every sample (:eq:`eq-marginal-density`).
@@ -676,7 +649,7 @@ class GaussianMixture:
         X, dtype = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "score_samples", dtype)
-        return logsumexp(self._log_joint(X), axis=1).astype(dtype, copy=False)
+        return self._rows(X, "score_samples").astype(dtype, copy=False)
 
     def _weighted_log_likelihood(self, X, sample_weight):
         """(Σ w_i log P(x_i | θ), Σ w_i), in float64; all w_i = 1 without weights.
@@ -684,19 +657,22 @@ class GaussianMixture:
         On a Dask array, a sum over its chunks (each chunk's log-densities stay there).
         """
         X, _ = self._check_X_predict(X, stacklevel=4)
-        if is_dask_array(X):
-            log_density = self._per_chunk(X, "score_samples", np.float64)
-        else:
-            log_density = logsumexp(self._log_joint(X), axis=1)
+        if not is_dask_array(X):
+            # one blocked pass that only adds up (the engine's scores-only pass): no
+            # per-row array, whatever N is
+            engine = EMEngine(
+                X, self.covariance_type, sample_weight=sample_weight, backend=self.backend
+            )
+            mean = engine.mean_log_likelihood(*self._fitted_float64())
+            return mean * engine.total_weight, engine.total_weight
+        log_density = self._per_chunk(X, "score_samples", np.float64)
         if sample_weight is None:
             return float(log_density.sum()), float(X.shape[0])
         w = check_sample_weight(sample_weight, X.shape[0])
-        if is_dask_array(X):
-            import dask.array as da
+        import dask.array as da
 
-            w_chunks = da.from_array(w, chunks=(log_density.chunks[0],))
-            return float((w_chunks * log_density).sum().compute()), float(w.sum())
-        return float(w @ log_density), float(w.sum())
+        w_chunks = da.from_array(w, chunks=(log_density.chunks[0],))
+        return float((w_chunks * log_density).sum().compute()), float(w.sum())
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Average log-likelihood per sample (weighted by ``sample_weight``).
@@ -733,7 +709,7 @@ class GaussianMixture:
         X, dtype = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "predict_proba", dtype, self.n_components)
-        return np.exp(self._log_resp(X)).astype(dtype, copy=False)
+        return self._rows(X, "predict_proba").astype(dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:
         """The most responsible component of each sample.
@@ -750,8 +726,7 @@ class GaussianMixture:
         X, _ = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "predict", np.intp)
-        # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
-        return np.argmax(self._log_resp(X), axis=1)
+        return self._rows(X, "predict")
 
     def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``(X, labels)`` from the fitted mixture (:eq:`eq-generative-model`).

@@ -449,6 +449,29 @@ def _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_o
     return loglik
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _full_log_joint(X, start, rows, whitening, ref, log_const, xt, z, half_dist, log_joint):
+    """A block's log p_k + log φ(x_i | θ_k) (K, rows), its whitened vectors left in ``z``."""
+    d = X.shape[1]
+    K = log_const.shape[0]
+    _load_block(X, start, rows, ref, xt)
+    np.dot(whitening, xt, z)  # every component's whitened vectors: one BLAS product
+    for k in range(K):
+        # Σ_j z_kj², two rows of z per pass (fewer loads and stores of half_dist)
+        r = k * d
+        for b in range(rows):
+            half_dist[b] = z[r, b] * z[r, b]
+        for r in range(k * d + 1, (k + 1) * d - 1, 2):
+            for b in range(rows):
+                half_dist[b] += z[r, b] * z[r, b] + z[r + 1, b] * z[r + 1, b]
+        if d % 2 == 0 and d > 1:
+            r = (k + 1) * d - 1
+            for b in range(rows):
+                half_dist[b] += z[r, b] * z[r, b]
+        for b in range(rows):
+            log_joint[k, b] = log_const[k] - half_dist[b]
+
+
 @_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_full_sums(
     X, sample_weight, starts, block, whitening, ref, log_const, first, second, scores_only
@@ -471,22 +494,7 @@ def compiled_full_sums(
         z = z_buffer[: K * d * rows].reshape(K * d, rows)
         log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
         resp = resp_buffer[: K * rows].reshape(K, rows)
-        _load_block(X, start, rows, ref, xt)
-        np.dot(whitening, xt, z)  # every component's whitened vectors: one BLAS product
-        for k in range(K):
-            # Σ_j z_kj², two rows of z per pass (fewer loads and stores of half_dist)
-            r = k * d
-            for b in range(rows):
-                half_dist[b] = z[r, b] * z[r, b]
-            for r in range(k * d + 1, (k + 1) * d - 1, 2):
-                for b in range(rows):
-                    half_dist[b] += z[r, b] * z[r, b] + z[r + 1, b] * z[r + 1, b]
-            if d % 2 == 0 and d > 1:
-                r = (k + 1) * d - 1
-                for b in range(rows):
-                    half_dist[b] += z[r, b] * z[r, b]
-            for b in range(rows):
-                log_joint[k, b] = log_const[k] - half_dist[b]
+        _full_log_joint(X, start, rows, whitening, ref, log_const, xt, z, half_dist, log_joint)
         loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
         if scores_only:
             continue
@@ -542,6 +550,114 @@ def compiled_diag_sums(
                     total += z_sq[k, j, b] * resp[k, b]
                 second[k, j] += total
     return loglik
+
+
+# -- per-row results of a fitted model (score_samples, predict, predict_proba) -----------
+@njit(inline="always", fastmath=_FASTMATH)
+def _row_results(log_joint, resp, start, log_density, labels, resp_out):
+    """Each row's log P(x_i | θ), most responsible component and γ_ik, where asked.
+
+    ``log_density``, ``labels`` and ``resp_out`` are the whole outputs (N,), (N,)
+    and (N, K), or empty when not asked for; rows start:start+rows are written. A
+    row whose log-joints are all -inf or NaN (distances whose squares overflow) is
+    marked with label -1 and NaN, and the count of such rows is returned: the caller
+    computes them again on the reference path (``gmmlib._e_step``).
+    """
+    K, rows = log_joint.shape
+    row_max = np.full(rows, -np.inf)
+    row_arg = np.full(rows, -1)
+    for k in range(K):
+        for b in range(rows):
+            if log_joint[k, b] > row_max[b]:  # the first of equal maxima, as np.argmax
+                row_max[b] = log_joint[k, b]
+                row_arg[b] = k
+    n_bad = 0
+    for b in range(rows):
+        if row_arg[b] < 0:  # no finite log-joint: left to the reference path
+            n_bad += 1
+            row_max[b] = 0.0
+    for k in range(K):
+        for b in range(rows):
+            log_joint[k, b] -= row_max[b]
+    exp_nonpositive(log_joint.reshape(K * rows), resp.reshape(K * rows))
+    row_total = np.zeros(rows)
+    for k in range(K):
+        for b in range(rows):
+            row_total[b] += resp[k, b]
+    if n_bad:
+        for b in range(rows):
+            if row_arg[b] < 0:
+                row_total[b] = 1.0  # its results are marked below
+    if log_density.shape[0]:
+        for b in range(rows):
+            log_density[start + b] = np.log(row_total[b]) + row_max[b]
+    if labels.shape[0]:
+        for b in range(rows):
+            labels[start + b] = row_arg[b]
+    if resp_out.shape[0]:
+        for b in range(rows):
+            row_total[b] = 1.0 / row_total[b]
+        for b in range(rows):
+            for k in range(K):
+                resp_out[start + b, k] = resp[k, b] * row_total[b]
+    if n_bad:
+        for b in range(rows):
+            if row_arg[b] < 0:
+                if log_density.shape[0]:
+                    log_density[start + b] = np.nan
+                if resp_out.shape[0]:
+                    resp_out[start + b, 0] = np.nan
+    return n_bad
+
+
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
+def compiled_full_rows(X, starts, block, whitening, ref, log_const, log_density, labels, resp_out):
+    """Per-row results for full and tied covariances (``_row_results``); bad-row count."""
+    N, d = X.shape
+    K = log_const.shape[0]
+    xt_buffer, z_buffer = np.empty((d + 1) * block), np.empty(K * d * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    half_dist = np.empty(block)
+    n_bad = 0
+    for start in starts:
+        rows = min(block, N - start)
+        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
+        z = z_buffer[: K * d * rows].reshape(K * d, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
+        _full_log_joint(X, start, rows, whitening, ref, log_const, xt, z, half_dist, log_joint)
+        n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
+    return n_bad
+
+
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
+def compiled_diag_rows(
+    X, starts, block, scale, shift, ref, log_const, log_density, labels, resp_out
+):
+    """Per-row results for diagonal and spherical covariances; bad-row count."""
+    N, d = X.shape
+    K = log_const.shape[0]
+    xt_buffer = np.empty((d + 1) * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    half_dist = np.empty(block)
+    n_bad = 0
+    for start in starts:
+        rows = min(block, N - start)
+        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
+        _load_block(X, start, rows, ref, xt)
+        for k in range(K):
+            for b in range(rows):
+                half_dist[b] = 0.0
+            for j in range(d):
+                for b in range(rows):
+                    v = scale[k, j] * xt[j, b] - shift[k, j]
+                    half_dist[b] += v * v
+            for b in range(rows):
+                log_joint[k, b] = log_const[k] - half_dist[b]
+        n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
+    return n_bad
 
 
 # -- choosing a kernel ---------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""score_samples, predict and predict_proba on the blocked path (``gmmlib._engine.row_results``).
+
+Compared with the independent SciPy log-densities of ``helpers``, on both backends and
+every covariance type; rows whose distances overflow; memmaps and float32; and the
+promise that predicting adds no (N, K) temporaries (measured by tracemalloc).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import helpers as h
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import gmmlib
+from gmmlib._kernels import have_numba
+
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not have_numba(), reason="Numba is not installed"))]  # fmt: skip
+
+
+def _fitted(rng, covariance_type, backend, n=3000, K=4, d=3):
+    X, _, _ = h.blobs(rng, n, K, d, covariance_type)
+    gm = gmmlib.GaussianMixture(
+        K, covariance_type=covariance_type, random_state=0, backend=backend
+    ).fit(X)
+    return gm, X
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("covariance_type", h.COV_TYPES)
+def test_rows_match_scipy(covariance_type, backend):
+    rng = np.random.default_rng(5)
+    gm, X = _fitted(rng, covariance_type, backend)
+    # more rows than a block, and rows far from every component
+    X_new = np.vstack([rng.normal(0, 3, size=(9000, 3)), [[40.0, -40.0, 40.0]]])
+    full = h.to_full(gm.covariances_, covariance_type, 4, 3)
+    log_joint = h.scipy_log_joint(X_new, gm.weights_, gm.means_, full)
+    log_density = logsumexp(log_joint, axis=1)
+    np.testing.assert_allclose(gm.score_samples(X_new), log_density, rtol=1e-11)
+    np.testing.assert_allclose(
+        gm.predict_proba(X_new), np.exp(log_joint - log_density[:, None]), atol=1e-12
+    )
+    assert np.array_equal(gm.predict(X_new), np.argmax(log_joint, axis=1))
+    assert gm.score(X_new) == pytest.approx(log_density.mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_beyond_overflow_go_to_the_nearest_component(backend):
+    """A row whose squared distances overflow: log P = -inf, γ = 1 at the nearest."""
+    rng = np.random.default_rng(0)
+    gm, _ = _fitted(rng, "full", backend)
+    # along e_0, far enough, the whitened distance is 1e160 * sqrt(P_k[0, 0])
+    nearest = int(np.argmin(gm.precisions_[:, 0, 0]))
+    far = np.array([[1e160, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert gm.predict(far)[0] == nearest
+    proba = gm.predict_proba(far)
+    assert proba[0, nearest] == pytest.approx(1.0)
+    assert not np.any(np.isnan(proba))
+    scores = gm.score_samples(far)
+    assert scores[0] == -np.inf and np.isfinite(scores[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_of_a_float32_memmap(tmp_path, backend):
+    rng = np.random.default_rng(1)
+    gm, X = _fitted(rng, "diag", backend)
+    path = tmp_path / "X.f32"
+    X.astype(np.float32).tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    expected = gm.score_samples(np.asarray(mapped, dtype=np.float64))
+    np.testing.assert_allclose(gm.score_samples(mapped), expected, rtol=1e-12)
+    assert np.array_equal(gm.predict(mapped), gm.predict(np.asarray(mapped, np.float64)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("what", ["score_samples", "predict", "predict_proba", "score"])
+def test_predicting_adds_constant_memory(what, backend):
+    """Peak memory beyond the output does not grow with N: a few blocks per thread.
+
+    (Before the blocked path it was the whole (N, K) log-joint, and more.) Measured by
+    tracemalloc at N = 50 000 and at eight times as many rows.
+    """
+    rng = np.random.default_rng(2)
+    K, d = 16, 4
+    gm, _ = _fitted(rng, "full", backend, n=4000, K=K, d=d)
+    method = getattr(gm, what)
+    method(rng.normal(size=(5000, d)))  # imports, compilation, threads: not measured
+    extra = {}
+    for N in (50_000, 400_000):
+        X = rng.normal(size=(N, d))
+        # score returns a float: its pass only adds up
+        output = {"predict_proba": 8 * N * K, "score": 0}.get(what, 8 * N)
+        tracemalloc.start()
+        try:
+            method(X)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        extra[N] = peak - output
+    growth = extra[400_000] - extra[50_000]
+    assert growth < 2**20, f"{what}: {growth / 2**20:.1f} MiB more for 8 times the rows"
+    assert extra[400_000] < 16 * 2**20  # the NumPy kernel keeps blocks of 4 MiB
