@@ -138,9 +138,7 @@ class _BlasLimit:
     def acquire(self) -> None:
         with self._lock:
             if self._holders == 0:
-                from threadpoolctl import threadpool_limits
-
-                self._limiter = threadpool_limits(limits=1, user_api="blas")
+                self._limiter = _blas_controller().limit(limits=1, user_api="blas")
                 _give_back_blas_control()
             self._holders += 1
 
@@ -151,6 +149,24 @@ class _BlasLimit:
                 limiter, self._limiter = self._limiter, None
                 limiter.restore_original_limits()
                 _give_back_blas_control()
+
+
+_CONTROLLER = []
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded now, made once per process.
+
+    Making one looks through every loaded library (some milliseconds: more than a
+    prediction on a thousand rows takes); setting and restoring limits through it takes
+    some microseconds. The engine's kernels load scipy's BLAS with NumPy's before the
+    first limit, so both are in it.
+    """
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def _give_back_blas_control() -> None:

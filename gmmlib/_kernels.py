@@ -359,8 +359,15 @@ _INV_LN2 = 1.44269504088896338700e00
 _EXP_FAST_MIN = -708.0  # below it 2^n would be subnormal: use the library exp
 
 
+#: 1.5·2⁵²: adding it to a float of magnitude below 2⁵¹ rounds that float to an integer,
+#: which then sits in the sum's low mantissa bits (read through the int64 view).
+_ROUND_MAGIC = 6755399441055744.0
+_ROUND_MAGIC_BITS = 0x4338000000000000  # the bits of _ROUND_MAGIC
+
+
 # Not 'reassoc': an elementwise loop vectorises without it, and it would license the
-# compiler to regroup (x - n ln2_hi) - n ln2_lo, which undoes the Cody-Waite reduction.
+# compiler to regroup (x - n ln2_hi) - n ln2_lo, which undoes the Cody-Waite reduction,
+# and to fold (t + magic) - magic to t.
 @_cached_njit(nogil=True, fastmath={"contract"})
 def exp_nonpositive(x, out):
     """out[i] = exp(x[i]) for x[i] ≤ 0 (flat arrays), to about one unit in the last place.
@@ -370,15 +377,19 @@ def exp_nonpositive(x, out):
     arithmetic and vectorises: x = n ln 2 + r with r between ± ln2 / 2 (Cody and
     Waite's two-part ln 2 keeps r exact), exp(r) by its Taylor polynomial of
     degree 13 (truncation error below 2^-56 on that interval), times 2^n made
-    from its bits. Below -708, where 2^n would be subnormal, the library exp is
+    from its bits. n is rounded by adding 1.5·2⁵² (``_ROUND_MAGIC``), which leaves
+    it in the low bits of the sum: no float-to-integer conversion, which AVX2
+    cannot vectorise. Below -708, where 2^n would be subnormal, the library exp is
     used (rare in EM: such terms are below 1e-307 of the row's largest).
     """
     size = x.shape[0]
-    pow2_bits = np.empty(size, dtype=np.int64)
-    pow2 = pow2_bits.view(np.float64)
+    pow2 = np.empty(size)
+    pow2_bits = pow2.view(np.int64)
     for i in range(size):
         xi = max(x[i], _EXP_FAST_MIN)
-        n = np.floor(xi * _INV_LN2 + 0.5)
+        shifted = xi * _INV_LN2 + _ROUND_MAGIC
+        n = shifted - _ROUND_MAGIC  # round(x / ln 2), exactly
+        pow2[i] = shifted
         r = (xi - n * _LN2_HI) - n * _LN2_LO
         p = 1.0 / 6227020800.0
         p = p * r + 1.0 / 479001600.0
@@ -394,7 +405,8 @@ def exp_nonpositive(x, out):
         p = p * r + 0.5
         p = p * r + 1.0
         out[i] = p * r + 1.0
-        pow2_bits[i] = (np.int64(n) + 1023) << 52  # the float64 2^n
+    for i in range(size):  # n from the sum's low bits, then the float64 2^n
+        pow2_bits[i] = (pow2_bits[i] - _ROUND_MAGIC_BITS + 1023) << 52
     for i in range(size):
         out[i] *= pow2[i]
     for i in range(size):
@@ -436,10 +448,25 @@ def _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_o
             row_total[b] += resp[k, b]
     loglik = 0.0
     row_factor = np.empty(rows)  # w_i / Σ_k exp(.)
-    for b in range(rows):
-        w = 1.0 if sample_weight is None else sample_weight[start + b]
-        loglik += w * (np.log(row_total[b]) + row_max[b])
-        row_factor[b] = w / row_total[b]
+    if sample_weight is None:
+        # Σ_i log(total_i) as logs of products: each total is between 1 and K, so a
+        # product of ``group`` of them stays below 2^1000; one log per group, not per row.
+        group = min(64, max(1, int(1000.0 / np.log2(max(K, 2)))))
+        product, count = 1.0, 0
+        for b in range(rows):
+            loglik += row_max[b]
+            product *= row_total[b]
+            count += 1
+            if count == group:
+                loglik += np.log(product)
+                product, count = 1.0, 0
+            row_factor[b] = 1.0 / row_total[b]
+        loglik += np.log(product)
+    else:
+        for b in range(rows):
+            w = sample_weight[start + b]
+            loglik += w * (np.log(row_total[b]) + row_max[b])
+            row_factor[b] = w / row_total[b]
     if not scores_only:
         for k in range(K):
             for b in range(rows):
@@ -566,16 +593,25 @@ def _row_results(log_joint, resp, start, log_density, labels, resp_out):
     K, rows = log_joint.shape
     row_max = np.full(rows, -np.inf)
     row_arg = np.full(rows, -1)
+    # Without branches (an unpredictable branch per entry costs more than the entry):
+    # the maxima first, then the first component that attains each, as np.argmax.
     for k in range(K):
         for b in range(rows):
-            if log_joint[k, b] > row_max[b]:  # the first of equal maxima, as np.argmax
-                row_max[b] = log_joint[k, b]
-                row_arg[b] = k
+            row_max[b] = max(row_max[b], log_joint[k, b])
+    for k in range(K - 1, -1, -1):
+        for b in range(rows):
+            row_arg[b] = k if log_joint[k, b] == row_max[b] else row_arg[b]
     n_bad = 0
     for b in range(rows):
-        if row_arg[b] < 0:  # no finite log-joint: left to the reference path
+        if not row_max[b] > -np.inf:  # no finite log-joint: left to the reference path
             n_bad += 1
             row_max[b] = 0.0
+            row_arg[b] = -1
+    if labels.shape[0]:
+        for b in range(rows):
+            labels[start + b] = row_arg[b]
+    if not (log_density.shape[0] or resp_out.shape[0]):
+        return n_bad  # predict: the largest log-joint is all it needs
     for k in range(K):
         for b in range(rows):
             log_joint[k, b] -= row_max[b]
@@ -591,9 +627,6 @@ def _row_results(log_joint, resp, start, log_density, labels, resp_out):
     if log_density.shape[0]:
         for b in range(rows):
             log_density[start + b] = np.log(row_total[b]) + row_max[b]
-    if labels.shape[0]:
-        for b in range(rows):
-            labels[start + b] = row_arg[b]
     if resp_out.shape[0]:
         for b in range(rows):
             row_total[b] = 1.0 / row_total[b]
@@ -634,28 +667,29 @@ def compiled_full_rows(X, starts, block, whitening, ref, log_const, log_density,
 def compiled_diag_rows(
     X, starts, block, scale, shift, ref, log_const, log_density, labels, resp_out
 ):
-    """Per-row results for diagonal and spherical covariances; bad-row count."""
+    """Per-row results for diagonal and spherical covariances; bad-row count.
+
+    Rows are read as they lie in X (no transposed copy): each row's d centred
+    values stay in registers while its K distances are summed.
+    """
     N, d = X.shape
     K = log_const.shape[0]
-    xt_buffer = np.empty((d + 1) * block)
     log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
-    half_dist = np.empty(block)
+    centred = np.empty(d)
     n_bad = 0
     for start in starts:
         rows = min(block, N - start)
-        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
         log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
         resp = resp_buffer[: K * rows].reshape(K, rows)
-        _load_block(X, start, rows, ref, xt)
-        for k in range(K):
-            for b in range(rows):
-                half_dist[b] = 0.0
+        for b in range(rows):
             for j in range(d):
-                for b in range(rows):
-                    v = scale[k, j] * xt[j, b] - shift[k, j]
-                    half_dist[b] += v * v
-            for b in range(rows):
-                log_joint[k, b] = log_const[k] - half_dist[b]
+                centred[j] = X[start + b, j] - ref[j]
+            for k in range(K):
+                half_dist = 0.0
+                for j in range(d):
+                    v = scale[k, j] * centred[j] - shift[k, j]
+                    half_dist += v * v
+                log_joint[k, b] = log_const[k] - half_dist
         n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
     return n_bad
 
