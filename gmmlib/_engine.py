@@ -111,9 +111,44 @@ def e_step_constants(weights, means, prec_chol, covariance_type):
     return DiagConstants(_HALF * scale, _HALF * centred * scale, ref, log_const)
 
 
+#: The tied kernel's scatter Σ_i w_i y_i y_iᵀ is turned into the components' scatters
+#: by subtracting terms of size N·|c_k|², c_k = Uᵀ(μ_k - r)/√2: that loses about
+#: log10(1 + 2|c_k|²/d) digits. Beyond this |c_k|² (means more than ~100 standard
+#: deviations from the reference point) the per-component full kernel is used instead.
+_TIED_EXPANSION_MAX = 1e4
+
+
+def _tied_parts(constants, d):
+    """(shared, centres) of the tied kernel, read from full constants of a tied model."""
+    whitening = constants.whitening
+    shared = whitening[:d].copy()
+    shared[:, d] = 0.0  # y = Uᵀ(x - r)/√2: the same for every component
+    centres = -whitening[:, d].reshape(-1, d)  # c_k = Uᵀ(μ_k - r)/√2
+    return shared, np.ascontiguousarray(centres)
+
+
+def tied_second(scatter, first, shared, centres):
+    """Σ_k Σ_i w_i γ_ik z_ik z_ikᵀ from the tied kernel's Σ_i w_i y_i y_iᵀ, as (K, d, d).
+
+    z_ik = y_i - c_k, so the sum is Σ w y yᵀ - Σ_k (c_k t_kᵀ + t_k c_kᵀ) + Σ_k N_k c_k c_kᵀ
+    with t_k = Σ_i w_i γ_ik y_i (from ``first``). Only the sum over k enters the tied
+    M-step (``params_from_sums``) and its cancellation test: it is returned as the
+    first component's entry, the others zero.
+    """
+    d = scatter.shape[0]
+    counts = first[d]
+    t = (shared[:, :d] @ first[:d]).T  # (K, d)
+    cross = centres.T @ t
+    total = scatter - cross - cross.T + (centres.T * counts) @ centres
+    second = np.zeros((centres.shape[0], d, d))
+    second[0] = total
+    return second
+
+
 def block_sums(
-    X, sample_weight, constants, scores_only, backend, block_size, run, recentred=None
-) -> Sums:
+    X, sample_weight, constants, scores_only, backend, block_size, run, recentred=None,
+    tied=False,
+) -> Sums:  # fmt: skip
     """The sums over the rows of ``X``, block by block.
 
     ``run(work, starts)`` calls ``work`` on shares of the block starts, each with a
@@ -132,6 +167,20 @@ def block_sums(
     n_samples, d = (int(s) for s in X.shape)
     K = constants.log_const.shape[0]
     block = min(block_size or default_block_size(K, d, kernels.backend), n_samples)
+
+    if tied and recentred is None and kernels.backend == "numba":
+        shared, centres = _tied_parts(constants, d)
+        if np.max(np.sum(centres**2, axis=1)) <= _TIED_EXPANSION_MAX:
+            from ._kernels import compiled_tied_sums
+
+            def tied_work(starts, workspace):
+                del workspace
+                first, scatter = np.zeros((d + 1, K)), np.zeros((d, d))
+                args = (shared, centres, constants.ref, constants.log_const, first, scatter)
+                loglik = compiled_tied_sums(X, sample_weight, starts, block, *args, scores_only)
+                return Sums(loglik, first, tied_second(scatter, first, shared, centres))
+
+            return Sums.total(run(tied_work, block_starts(n_samples, block)))
 
     def work(starts, workspace):
         first, second = np.zeros((d + 1, K)), np.zeros((K, d, d) if full else (K, d))
@@ -291,6 +340,7 @@ class EMEngine:
             backend=backend,
             block_size=self._block_size,
             recentred=recentred,
+            tied=self.covariance_type == "tied",
         )
         if self._dask is None:
             result = sums(self.X, self.sample_weight, run=self._threads.map)
@@ -397,9 +447,16 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
         scale = prec_chol[:, None] if covariance_type == "spherical" else prec_chol
         sum_z, norms, second = scale * sum_y, scale**2, 2.0 * sums.second
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        kept = second - sum_z**2 / counts[:, None] + counts[:, None] * reg_covar * norms
+        shifted = np.where(counts[:, None] > 0, sum_z**2 / counts[:, None], 0.0)
+        kept = second - shifted + counts[:, None] * reg_covar * norms
+        if covariance_type == "tied":
+            # one pooled covariance: its variances are the sums over the components
+            second, kept = second.sum(axis=0), kept.sum(axis=0)
+            unused = ~(second > 0)
+        else:
+            unused = ~(second > 0) | ~(counts[:, None] > 0)
         loss = np.where(kept > 0, second / kept, np.inf)
-    loss[~(second > 0) | ~(counts[:, None] > 0)] = 1.0
+    loss[unused] = 1.0
     return float(loss.max())
 
 

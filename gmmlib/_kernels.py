@@ -539,6 +539,61 @@ def compiled_full_sums(
 
 
 @_cached_njit(nogil=True, fastmath=_FASTMATH)
+def compiled_tied_sums(
+    X, sample_weight, starts, block, shared, centres, ref, log_const, first, second, scores_only
+):
+    """The compiled kernel for tied covariances: one whitening for all components.
+
+    With one factor U for every component, z_ik = y_i - c_k, where y_i = Uᵀ(x_i - r)/√2
+    (``shared`` (d, d + 1) maps [x - r; 1] to it: one d-row product per block instead of
+    K) and c_k = Uᵀ(μ_k - r)/√2 (``centres`` (K, d)). The distances are then elementwise,
+    as for diagonal covariances, and the second sums are one scatter for all components:
+    ``second`` (d, d) receives Σ_i w_i y_i y_iᵀ (``tied_second`` turns it, with ``first``,
+    into Σ_k Σ_i w_i γ_ik z_ik z_ikᵀ, all the tied M-step needs).
+    """
+    N, d = X.shape
+    K = log_const.shape[0]
+    xt_buffer, y_buffer = np.empty((d + 1) * block), np.empty(d * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    half_dist, weighted_buffer = np.empty(block), np.empty(d * block)
+    scatter = np.empty((d, d))
+    loglik = 0.0
+    for start in starts:
+        rows = min(block, N - start)
+        xt = xt_buffer[: (d + 1) * rows].reshape(d + 1, rows)
+        y = y_buffer[: d * rows].reshape(d, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
+        _load_block(X, start, rows, ref, xt)
+        np.dot(shared, xt, y)
+        for k in range(K):
+            for b in range(rows):
+                half_dist[b] = 0.0
+            for j in range(d):
+                c = centres[k, j]
+                for b in range(rows):
+                    v = y[j, b] - c
+                    half_dist[b] += v * v
+            for b in range(rows):
+                log_joint[k, b] = log_const[k] - half_dist[b]
+        loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
+        if scores_only:
+            continue
+        if sample_weight is None:
+            np.dot(y, y.T, scatter)
+        else:
+            weighted = weighted_buffer[: d * rows].reshape(d, rows)
+            for j in range(d):
+                for b in range(rows):
+                    weighted[j, b] = y[j, b] * sample_weight[start + b]
+            np.dot(weighted, y.T, scatter)
+        for i in range(d):
+            for j in range(d):
+                second[i, j] += scatter[i, j]
+    return loglik
+
+
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_diag_sums(
     X, sample_weight, starts, block, scale, shift, ref, log_const, first, second, scores_only
 ):

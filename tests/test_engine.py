@@ -563,3 +563,32 @@ def test_the_recentred_pass_gives_the_one_pass_update(problem, covariance_type, 
     assert again.log_likelihood == pytest.approx(sums.log_likelihood, rel=1e-13)
     for a, b in zip(engine._params(again, moved, one_pass[1], prec_chol), one_pass, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@needs_numba
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize("separation", [30.0, 3000.0], ids=["near", "far"])
+def test_tied_kernel_and_its_fallback_compute_the_formula_iterations(
+    separation, weighted, monkeypatch
+):
+    """Tied covariances: one shared whitening while the means lie within ~100 standard
+    deviations of the reference point; beyond, where its expansion would lose digits,
+    the per-component kernel. Both give the formula functions' iterations to 1e-10."""
+    from gmmlib import _engine, _kernels
+
+    rng = np.random.default_rng(3)
+    means = np.array([[0.0, 0.0], [separation, 1.0], [-separation, 2.0]])
+    X, _ = sample_mixture(3000, np.full(3, 1 / 3), means, np.eye(2), "tied", rng)
+    sw = rng.uniform(0.0, 2.0, len(X)) if weighted else None
+    calls = []
+    tied_kernel = _kernels.compiled_tied_sums
+
+    def counted(*args):
+        calls.append(1)
+        return tied_kernel(*args)
+
+    monkeypatch.setattr(_kernels, "compiled_tied_sums", counted)
+    start = (np.full(3, 1 / 3), means + 0.1, np.repeat(np.eye(2)[None], 3, axis=0))
+    engine = EMEngine(X, "tied", REG, sw, block_size=256, n_threads=2, backend="numba")
+    assert_same(engine_em(engine, start, "tied"), reference_em(X, start, "tied", sw))
+    assert bool(calls) == (separation**2 / 2 < _engine._TIED_EXPANSION_MAX)
