@@ -132,7 +132,8 @@ class Case:
     slow_iterations: int  # iterations of the slow implementations (the textbook loop)
     rounds: int  # timed runs per implementation, the best is kept
     covariance_type: str = "full"
-    operation: str = "fit"  # what is timed: "fit" = EM iterations
+    operation: str = "fit"  # what is timed: "fit" = EM iterations; "predict", "score_samples"
+    implementations: tuple[str, ...] | None = None  # None: every one that supports the case
 
     @property
     def flops_per_iteration(self) -> float | None:
@@ -145,15 +146,34 @@ class Case:
         return {**dataclasses.asdict(self), "flops_per_iteration": self.flops_per_iteration}
 
 
+#: The other covariance types and the predictions: gmmlib beside scikit-learn only.
+_PAIR = ("gmmlib", "scikit-learn")
 CASES = (
     Case("small", 2_000, 3, 2, iterations=50, slow_iterations=50, rounds=5),
     Case("medium", 100_000, 8, 8, iterations=10, slow_iterations=5, rounds=3),
     Case("large", 1_000_000, 16, 16, iterations=3, slow_iterations=1, rounds=3),
+    *(
+        Case(f"medium-{t}", 100_000, 8, 8, 10, 10, 3, t, implementations=_PAIR)
+        for t in COVARIANCE_TYPES[1:]
+    ),
+    *(
+        Case(f"large-{t}", 1_000_000, 16, 16, 3, 3, 3, t, implementations=_PAIR)
+        for t in COVARIANCE_TYPES[1:]
+    ),
+    # the high-dimensional case the article's readers asked about (part two, chapter 1)
+    Case("high-dimensional", 5_000, 3, 1_000, 3, 3, 2, implementations=_PAIR),
+    *(
+        Case(f"medium-{t}-{op}", 100_000, 8, 8, 10, 10, 5, t, op, implementations=_PAIR)
+        for op in ("predict", "score_samples")
+        for t in COVARIANCE_TYPES
+    ),
 )
 #: --quick: tiny problems under the same names, few iterations and rounds (a smoke test).
 QUICK_CASES = (
     Case("small", 2_000, 3, 2, iterations=5, slow_iterations=5, rounds=2),
     Case("medium", 10_000, 4, 4, iterations=3, slow_iterations=2, rounds=2),
+    Case("medium-diag", 10_000, 4, 4, 3, 3, 2, "diag", implementations=_PAIR),
+    Case("medium-full-predict", 10_000, 4, 4, 3, 3, 2, "full", "predict", _PAIR),
 )
 
 
@@ -168,6 +188,7 @@ class Problem:
     means: np.ndarray
     covariances: np.ndarray  # shaped for the covariance type, as in scikit-learn
     precisions: np.ndarray  # their inverses, as scikit-learn's precisions_init wants them
+    operation: str = "fit"  # the case's: "fit" runs EM; the others call a fitted model
 
     def rows(self, n: int) -> Problem:
         """The same start on the first n rows (for the warm-up)."""
@@ -194,7 +215,9 @@ def make_problem(case: Case, seed: int = 0) -> Problem:
     }[case.covariance_type]
     full_or_tied = case.covariance_type in ("full", "tied")
     precisions = np.linalg.inv(start_cov) if full_or_tied else 1.0 / start_cov
-    return Problem(X, case.covariance_type, np.full(K, 1.0 / K), means, start_cov, precisions)
+    return Problem(
+        X, case.covariance_type, np.full(K, 1.0 / K), means, start_cov, precisions, case.operation
+    )
 
 
 # -- the implementations -------------------------------------------------------------------
@@ -244,9 +267,34 @@ def engine_numpy_em(problem: Problem, n_iter: int):
     return engine_em(problem, n_iter, backend="numpy")
 
 
-def gmmlib_fit(problem: Problem, n_iter: int):
-    """``gmmlib.GaussianMixture.fit`` from the problem's start, exactly n_iter iterations."""
-    model = gmmlib.GaussianMixture(
+#: Models fitted for the prediction cases, made once per problem and library (not timed).
+_FITTED: dict = {}
+
+
+def _predictions(problem: Problem, n_calls: int, fit, library: str):
+    """n calls of the fitted model's ``problem.operation`` on the problem's rows.
+
+    The model is the library's one-iteration fit from the problem's start, made on the
+    first call and kept: only the predictions are timed (a loop, T(n) / n).
+    """
+    key = (library, id(problem.X), problem.X.shape)
+    if key not in _FITTED:
+        _FITTED[key] = fit(dataclasses.replace(problem, operation="fit"), 1, model=True)
+    model = _FITTED[key]
+    method = getattr(model, problem.operation)
+    for _ in range(n_calls):
+        method(problem.X)
+    return model.weights_, model.means_, model.covariances_
+
+
+def gmmlib_fit(problem: Problem, n_iter: int, model: bool = False):
+    """``gmmlib.GaussianMixture.fit`` from the problem's start, exactly n_iter iterations.
+
+    For a prediction case: n_iter calls of the fitted model's prediction instead.
+    """
+    if problem.operation != "fit":
+        return _predictions(problem, n_iter, gmmlib_fit, "gmmlib")
+    model_ = gmmlib.GaussianMixture(
         len(problem.weights),
         covariance_type=problem.covariance_type,
         tol=0.0,
@@ -259,17 +307,22 @@ def gmmlib_fit(problem: Problem, n_iter: int):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)  # tol=0: expected
-        model.fit(problem.X)
-    assert model.n_iter_ == n_iter
-    return model.weights_, model.means_, model.covariances_
+        model_.fit(problem.X)
+    assert model_.n_iter_ == n_iter
+    return model_ if model else (model_.weights_, model_.means_, model_.covariances_)
 
 
-def sklearn_fit(problem: Problem, n_iter: int):
-    """``sklearn.mixture.GaussianMixture.fit`` from the same start, exactly n_iter iterations."""
+def sklearn_fit(problem: Problem, n_iter: int, model: bool = False):
+    """``sklearn.mixture.GaussianMixture.fit`` from the same start, exactly n_iter iterations.
+
+    For a prediction case: n_iter calls of the fitted model's prediction instead.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    model = GaussianMixture(
+    if problem.operation != "fit":
+        return _predictions(problem, n_iter, sklearn_fit, "scikit-learn")
+    model_ = GaussianMixture(
         len(problem.weights),
         covariance_type=problem.covariance_type,
         tol=0.0,
@@ -283,9 +336,9 @@ def sklearn_fit(problem: Problem, n_iter: int):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0: expected
-        model.fit(problem.X)
-    assert model.n_iter_ == n_iter
-    return model.weights_, model.means_, model.covariances_
+        model_.fit(problem.X)
+    assert model_.n_iter_ == n_iter
+    return model_ if model else (model_.weights_, model_.means_, model_.covariances_)
 
 
 @dataclass(frozen=True)
@@ -300,15 +353,25 @@ class Implementation:
     operations: tuple[str, ...] = ("fit",)
 
     def supports(self, case: Case) -> bool:
-        return case.operation in self.operations and case.covariance_type in self.covariance_types
+        chosen = case.implementations is None or self.name in case.implementations
+        return (
+            chosen
+            and case.operation in self.operations
+            and case.covariance_type in self.covariance_types
+        )
+
+    def timed_by_difference(self, case: Case) -> bool:
+        """A whole fit (one-off work to remove); predictions are a plain loop of calls."""
+        return self.whole_call and case.operation == "fit"
 
     def iterations(self, case: Case) -> int:
         return case.slow_iterations if self.slow else case.iterations
 
 
+_ALL_OPERATIONS = ("fit", "predict", "score_samples")
 IMPLEMENTATIONS = (
-    Implementation("gmmlib", gmmlib_fit, whole_call=True),
-    Implementation("scikit-learn", sklearn_fit, whole_call=True),
+    Implementation("gmmlib", gmmlib_fit, whole_call=True, operations=_ALL_OPERATIONS),
+    Implementation("scikit-learn", sklearn_fit, whole_call=True, operations=_ALL_OPERATIONS),
     Implementation("gmmlib-formulas", formulas_em, whole_call=False),
     Implementation(
         "textbook", textbook_em, whole_call=False, slow=True, covariance_types=("full",)
@@ -360,7 +423,7 @@ def measure_case(case: Case, impls, rounds: int, memory: bool = True) -> list[di
             n = impl.iterations(case)
             t, params[impl.name] = timed(lambda i=impl, n=n: i.run(problem, n))
             runs[impl.name]["n"].append(t)
-            if impl.whole_call:
+            if impl.timed_by_difference(case):
                 runs[impl.name]["1"].append(timed(lambda i=impl: i.run(problem, 1))[0])
     results = []
     for impl in impls:
@@ -370,10 +433,10 @@ def measure_case(case: Case, impls, rounds: int, memory: bool = True) -> list[di
             "implementation": impl.name,
             "iterations": n,
             "best_of": rounds,
-            "timing": "fit difference" if impl.whole_call else "loop",
+            "timing": "fit difference" if impl.timed_by_difference(case) else "loop",
             "seconds_runs": t["n"],
         }
-        if impl.whole_call:
+        if impl.timed_by_difference(case):
             difference = min(t["n"]) - min(t["1"])
             per_iteration = difference / (n - 1)
             row["seconds_runs_1_iteration"] = t["1"]

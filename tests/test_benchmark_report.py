@@ -135,7 +135,9 @@ def test_targets_met(bench):
     assert checks["speed-up medium"].value == pytest.approx(15.0)
     assert checks["compute limit large"].value == pytest.approx(0.4)
     assert checks["memory large"].value == pytest.approx(3.0 * 2**20 / 1e6)
-    assert all(c.met for c in checks.values())
+    # 40% of the compute limit: below the target of 60%
+    assert not checks["compute limit large"].met
+    assert all(c.met for c in checks.values() if c.target != "compute limit")
     assert "15.0× scikit-learn's speed" in checks["speed-up medium"].describe()
     assert "40% of the compute limit" in checks["compute limit large"].describe()
 
@@ -200,3 +202,30 @@ def test_plot(bench):
         "gmmlib",
     ]
     plt.close(fig)
+
+
+def test_targets_of_the_other_types_the_high_dimensional_case_and_predictions(bench):
+    more = copy.deepcopy(bench)
+    for name, size, covariance_type, operation in [
+        ("medium-diag", (100_000, 8, 8), "diag", "fit"),
+        ("high-dimensional", (5_000, 3, 1_000), "full", "fit"),
+        ("medium-tied-predict", (100_000, 8, 8), "tied", "predict"),
+    ]:
+        more["cases"].append(
+            {**case(name, *size), "covariance_type": covariance_type, "operation": operation}
+        )
+    more["results"] += [
+        result("medium-diag", "scikit-learn", 0.06, 1.0),
+        result("medium-diag", "gmmlib", 0.0075, 1.0),  # 8x: below 10x
+        result("high-dimensional", "scikit-learn", 8.0, 1.0),
+        result("high-dimensional", "gmmlib", 2.0, 1.0),  # 4x: at least 2x
+        result("medium-tied-predict", "scikit-learn", 0.05, 1.0),
+        result("medium-tied-predict", "gmmlib", 0.005, 1.0),  # 10x: at least 5x
+    ]
+    checks = {c.case: c for c in report.check_targets(more) if c.target == "speed-up"}
+    assert not checks["medium-diag"].met and checks["medium-diag"].threshold == 10.0
+    assert checks["high-dimensional"].met and checks["high-dimensional"].threshold == 2.0
+    assert checks["medium-tied-predict"].met
+    assert checks["medium-tied-predict"].value == pytest.approx(10.0)
+    assert "per call" in checks["medium-tied-predict"].describe()
+    assert "per iteration" in checks["high-dimensional"].describe()
