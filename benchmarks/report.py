@@ -136,7 +136,7 @@ def find_case(bench: dict, size, covariance_type="full", operation="fit") -> dic
 
 
 #: Okabe and Ito's colour-blind-safe palette (black left out), one colour per implementation.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#F0E442", "#D55E00", "#CC79A7")
 
 
 def _order(impl: str) -> int:

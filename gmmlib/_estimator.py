@@ -120,7 +120,14 @@ class GaussianMixture:
         start in which a component collapses is skipped with a warning that names
         it; the fit raises only when every start fails.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
-        See :func:`gmmlib.initial_responsibilities`.
+        See :func:`gmmlib.initial_responsibilities`. On a ``numpy.memmap`` or a Dask
+        array of more than 10 000 rows (of positive weight) the clustering runs on
+        10 000 of them drawn at random, and one pass over all rows, every row given
+        to its nearest centre, makes the starting parameters, so that the data are
+        never read into memory whole; that start differs from the one an in-memory
+        copy of the same rows gets (the fits usually end at the same optimum). Give
+        ``weights_init``, ``means_init`` and ``precisions_init`` (or
+        ``covariances_init``) for a start that does not depend on the input type.
     weights_init : array_like of shape (n_components,), optional
         User-given starting weights.
     means_init : array_like of shape (n_components, n_features), optional

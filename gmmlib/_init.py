@@ -16,7 +16,7 @@ data are never loaded whole.
 References
 ----------
 The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb); the
-methods compared, part two, chapter 3, "Initialisation and local optima"
+methods compared, part two, "Initialisation and local optima"
 (chapters/practice/03_initialisation.ipynb).
 """
 

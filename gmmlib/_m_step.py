@@ -24,7 +24,7 @@ References
 ----------
 The book, chapters 4 to 6, "The M-step" (chapters/04_m_step_weights.ipynb,
 chapters/05_m_step_means.ipynb, chapters/06_m_step_covariances.ipynb); the
-per-sample weights, part two, chapter 9, "Weighted data: sample_weight"
+per-sample weights, part two, "Weighted data: sample_weight"
 (chapters/practice/09_weighted_data.ipynb).
 """
 

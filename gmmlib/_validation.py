@@ -15,7 +15,7 @@ here too, so that the collapse advice is written once.
 
 References
 ----------
-The book, part two, chapter 6, "Singularities: when the likelihood runs off to
+The book, part two, "Singularities: when the likelihood runs off to
 infinity" (chapters/practice/06_singularities.ipynb), shows the collapse
 messages at work.
 """
