@@ -890,7 +890,7 @@ class GaussianMixture:
         return np.argmax(self._log_resp(X), axis=1)
 
     def impute(self, X) -> np.ndarray:
-        r"""A copy of ``X`` with each NaN replaced by its conditional expectation (:eq:`eq-conditional-gaussian`).
+        r"""A copy of ``X``, each NaN replaced by its expectation (:eq:`eq-conditional-gaussian`).
 
         Parameters
         ----------

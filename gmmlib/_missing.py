@@ -62,25 +62,42 @@ _ROWS = 4096
 
 
 class ConditionalMoments(NamedTuple):
-    """The conditional moments of every row's missing coordinates under one Gaussian."""
+    """The conditional moments of every row's missing coordinates under one Gaussian.
+
+    What :func:`gmmlib.conditional_moments` returns.
+
+    Attributes
+    ----------
+    expected_X : ndarray of shape (n_samples, n_features)
+        x̂: the observed entries as they are, the missing ones replaced by their
+        conditional mean.
+    conditional_covariances : ndarray of shape (n_samples, n_features, n_features)
+        C: the conditional covariance in the block of the missing coordinates,
+        zeros elsewhere.
+    """
 
     expected_X: np.ndarray
-    """(n_samples, n_features): x̂, the observed entries as they are, the missing ones
-    replaced by their conditional mean."""
     conditional_covariances: np.ndarray
-    """(n_samples, n_features, n_features): C, the conditional covariance in the block of
-    the missing coordinates, zeros elsewhere."""
 
 
 class ExpectedStatistics(NamedTuple):
-    """The expected sufficient statistics of the M-step, per component."""
+    """The expected sufficient statistics of the M-step, per component.
+
+    What :func:`gmmlib.expected_statistics` returns.
+
+    Attributes
+    ----------
+    Nk : ndarray of shape (n_components,)
+        Σ_i w_i γ_ik.
+    sum_x : ndarray of shape (n_components, n_features)
+        Σ_i w_i γ_ik x̂_ik.
+    sum_xx : ndarray of shape (n_components, n_features, n_features)
+        Σ_i w_i γ_ik (x̂_ik x̂_ikᵀ + C_ik).
+    """
 
     Nk: np.ndarray
-    """(n_components,): Σ_i w_i γ_ik."""
     sum_x: np.ndarray
-    """(n_components, n_features): Σ_i w_i γ_ik x̂_ik."""
     sum_xx: np.ndarray
-    """(n_components, n_features, n_features): Σ_i w_i γ_ik (x̂_ik x̂_ikᵀ + C_ik)."""
 
 
 # -- patterns of missing entries --------------------------------------------------------
@@ -209,9 +226,7 @@ def _pattern_log_resp(x_o, weights, means_o, chol, log_joint):
     if np.any(lost):
         eye = np.eye(chol.shape[1])
         prec_chol = np.stack([solve_triangular(c, eye, lower=True).T for c in chol])
-        log_resp[lost] = _log_resp_beyond_overflow(
-            x_o[lost], weights, means_o, prec_chol, "full"
-        )
+        log_resp[lost] = _log_resp_beyond_overflow(x_o[lost], weights, means_o, prec_chol, "full")
     return log_resp, log_norm
 
 
@@ -367,7 +382,7 @@ def _patterns_of(X) -> Patterns:
 
 
 def observed_log_density(X, mean, covariance) -> np.ndarray:
-    r"""Log-density of each row's observed coordinates, log φ(x_o | μ_o, Σ_oo) (:eq:`eq-observed-marginal`).
+    r"""Log-density of each observed part, log φ(x_o; μ_o, Σ_oo) (:eq:`eq-observed-marginal`).
 
     Parameters
     ----------
@@ -431,7 +446,7 @@ def observed_log_density(X, mean, covariance) -> np.ndarray:
 def observed_log_likelihood(
     X, weights, means, covariances, covariance_type: str = "full", sample_weight=None
 ) -> float:
-    r"""The observed-data log-likelihood Σ_i w_i log Σ_k p_k φ(x_i,o | μ_k,o, Σ_k,oo) (:eq:`eq-observed-log-likelihood`).
+    r"""The observed-data log-likelihood of a mixture (:eq:`eq-observed-log-likelihood`).
 
     Parameters
     ----------
@@ -537,7 +552,7 @@ def observed_responsibilities(
 
 
 def conditional_moments(X, mean, covariance) -> ConditionalMoments:
-    r"""Conditional mean and covariance of each row's missing coordinates (:eq:`eq-conditional-gaussian`).
+    r"""Conditional moments of each row's missing coordinates (:eq:`eq-conditional-gaussian`).
 
     Parameters
     ----------
@@ -609,7 +624,7 @@ def conditional_moments(X, mean, covariance) -> ConditionalMoments:
 def expected_statistics(
     X, resp, means, covariances, covariance_type: str = "full", sample_weight=None
 ) -> ExpectedStatistics:
-    r"""The expected sufficient statistics N_k, Σ w γ x̂ and Σ w γ (x̂ x̂ᵀ + C) (:eq:`eq-expected-statistics`).
+    r"""Expected statistics N_k, Σ wγ x̂ and Σ wγ (x̂ x̂ᵀ + C) (:eq:`eq-expected-statistics`).
 
     Parameters
     ----------
@@ -675,9 +690,7 @@ def expected_statistics(
     return ExpectedStatistics(counts, sum_x, sum_xx)
 
 
-def q_function_missing(
-    X, resp, weights, means, covariances, old_means, old_covariances
-) -> float:
+def q_function_missing(X, resp, weights, means, covariances, old_means, old_covariances) -> float:
     r"""The Q function with both hidden parts, labels and missing coordinates (:eq:`eq-q-missing`).
 
     Full covariances.
@@ -731,9 +744,7 @@ def q_function_missing(
     -9.0933 -9.0933
     """
     X = check_missing_data(X)
-    weights, means, covariances = check_parameters(
-        weights, means, covariances, "full", X.shape[1]
-    )
+    weights, means, covariances = check_parameters(weights, means, covariances, "full", X.shape[1])
     K, d = means.shape
     old_means = check_means(old_means, n_features=d)
     check_same_components(old_means.shape[0], K)
@@ -841,5 +852,6 @@ def m_step_missing(
     resp = resp if w is None else resp * w[:, None]
     used = resp.any(axis=1)  # rows of weight 0 take no part, as in gmmlib.m_step
     patterns = _patterns_of(X[used])
-    return _m_step_missing(X[used], resp[used], means, covariances, covariance_type, reg_covar, patterns)
-
+    return _m_step_missing(
+        X[used], resp[used], means, covariances, covariance_type, reg_covar, patterns
+    )

@@ -41,10 +41,12 @@ scattered holes) pay one call per row, which is slow.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from scipy.linalg import lapack
 
-from ._blocks import MAX_BLOCK, BlockThreads, default_block_size, default_threads
+from ._blocks import MAX_BLOCK, BlockThreads, Workspace, default_block_size, default_threads
 from ._engine import _HALF, _MAX_LOSS
 from ._gaussian import LOG_2PI
 from ._m_step import params_from_sums
@@ -67,7 +69,7 @@ from ._validation import (
 )
 
 #: At most this many d × d matrices (patterns × components) are built at once.
-_CHUNK_MATRICES = 1 << 15
+_CHUNK_MATRICES = 1 << 17
 
 
 class MissingEngine:
@@ -132,6 +134,14 @@ class MissingEngine:
         self._kernels, self.X = kernels_for(rows, self.backend)
         self._threads = BlockThreads(self.n_threads)
         self._sizes = np.diff(self.patterns.bounds)
+        # each pattern's rows and weights (views), and the kernel's block starts per size
+        bounds = self.patterns.bounds
+        self._rows = [self.X[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._weights = [
+            None if self.sample_weight is None else self.sample_weight[lo:hi]
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        self._starts = {}
 
     def __enter__(self):
         """Hold BLAS to one thread for a run of :meth:`step` calls (as :class:`gmmlib.EMEngine`)."""
@@ -250,37 +260,42 @@ class MissingEngine:
         logliks = np.zeros(chunk.size)
         first = np.zeros((chunk.size, d + 1, K))
         second = np.zeros((chunk.size, K, d, d) if full else (chunk.size, K, d))
-        block = default_block_size(K, d, self._kernels.backend)
-        bounds = self.patterns.bounds
+        starts = self._block_starts(K)
 
-        def run(kernels, j, workspace):
-            lo, hi = bounds[chunk[j]], bounds[chunk[j] + 1]
-            rows = min(block, hi - lo)
-            starts = np.arange(0, hi - lo, rows, dtype=np.int64)
-            w = None if self.sample_weight is None else self.sample_weight[lo:hi]
+        def run(kernels, indices, workspace):
             kernel = kernels.full if full else kernels.diag
-            args = constants.kernel_arguments(j, ref)
-            logliks[j] = kernel(
-                self.X[lo:hi], w, starts, rows, *args, first[j], second[j], scores_only,
-                workspace=workspace,
-            )  # fmt: skip
-
-        def work(indices, workspace):
             for j in indices:
-                run(self._kernels, j, workspace)
-                if self._kernels.backend != "numpy" and not (
-                    np.isfinite(logliks[j])
-                    and np.all(np.isfinite(first[j]))
-                    and np.all(np.isfinite(second[j]))
-                ):
-                    # a row that no component explains: NumPy's kernel gives it to the
-                    # nearest component, as in the engine
-                    first[j], second[j] = 0.0, 0.0
-                    run(NUMPY_KERNELS, j, workspace)
+                p = chunk[j]
+                block_rows, block_starts = starts[p]
+                logliks[j] = kernel(
+                    self._rows[p], self._weights[p], block_starts, block_rows,
+                    *constants.kernel_arguments(j, ref), first[j], second[j], scores_only,
+                    workspace=workspace,
+                )  # fmt: skip
 
-        largest_first = np.argsort(-self._sizes[chunk], kind="stable")
-        self._threads.map(work, largest_first)
+        self._threads.map(partial(run, self._kernels), np.argsort(-self._sizes[chunk]))
+        if self._kernels.backend != "numpy":
+            lost = ~(
+                np.isfinite(logliks)
+                & np.isfinite(first).all(axis=(1, 2))
+                & np.isfinite(second).reshape(chunk.size, -1).all(axis=1)
+            )
+            if lost.any():
+                # a row that no component explains: NumPy's kernel gives it to the
+                # nearest component, as in the engine
+                first[lost], second[lost] = 0.0, 0.0
+                run(NUMPY_KERNELS, np.flatnonzero(lost), Workspace())
         return logliks, first, second
+
+    def _block_starts(self, n_components):
+        """(rows per block, block starts) of every pattern, for blocks sized as the engine's."""
+        block = default_block_size(n_components, self.n_features, self._kernels.backend)
+        if block not in self._starts:
+            self._starts[block] = [
+                (min(block, n), np.arange(0, n, max(min(block, n), 1), dtype=np.int64))
+                for n in self._sizes.tolist()
+            ]
+        return self._starts[block]
 
     def _about(self, centres, weights, means, prec_chol):
         """The M-step with the expected sums taken about ``centres`` (the new means), by the
@@ -342,8 +357,8 @@ def _full_constants(log_weights, means, cov, observed, ref):
     matrices = cov[None] * both_observed[:, None]
     diagonal = np.arange(d)
     matrices[:, :, diagonal, diagonal] += missing[:, None, :]
-    chol = np.linalg.cholesky(matrices)  # (P, K, d, d)
-    inverse = np.tril(np.linalg.inv(chol)) * both_observed[:, None]  # L_oo⁻¹, zeros elsewhere
+    chol = _cholesky(matrices)  # (P, K, d, d)
+    inverse = _lower_inverse(chol) * both_observed[:, None]  # L_oo⁻¹, zeros elsewhere
     log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)  # ½ log|Σ_k,oo|
     log_const = log_weights[None] - log_det - 0.5 * LOG_2PI * observed.sum(axis=1)[:, None]
     whitening = np.empty((P, K, d, d + 1))
@@ -359,6 +374,39 @@ def _full_constants(log_weights, means, cov, observed, ref):
     conditional -= V @ V.transpose(0, 1, 3, 2)  # Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
     constants = _FullPatternConstants(whitening.reshape(P, K * d, d + 1), log_const, inverse)
     return constants, (H, conditional)
+
+
+def _cholesky(matrices):
+    """Lower Cholesky factors of a stack (..., d, d) of positive-definite matrices.
+
+    Column by column, each step vectorised over the stack: for the many small matrices
+    of the patterns, one LAPACK call per matrix would cost more than the arithmetic.
+    """
+    d = matrices.shape[-1]
+    chol = np.zeros_like(matrices)
+    for j in range(d):
+        done = chol[..., j, :j]
+        pivot = np.sqrt(matrices[..., j, j] - np.einsum("...i,...i->...", done, done))
+        chol[..., j, j] = pivot
+        if j + 1 < d:
+            below = matrices[..., j + 1 :, j] - np.einsum(
+                "...ri,...i->...r", chol[..., j + 1 :, :j], done
+            )
+            chol[..., j + 1 :, j] = below / pivot[..., None]
+    return chol
+
+
+def _lower_inverse(chol):
+    """The inverses of a stack (..., d, d) of lower-triangular matrices (lower-triangular),
+    by forward substitution vectorised over the stack."""
+    d = chol.shape[-1]
+    inverse = np.zeros_like(chol)
+    for i in range(d):
+        # row i of L⁻¹: (e_i - Σ_{j<i} L_ij (L⁻¹)_j) / L_ii
+        row = -np.einsum("...j,...jc->...c", chol[..., i, :i], inverse[..., :i, :])
+        row[..., i] += 1.0
+        inverse[..., i, :] = row / chol[..., i, i, None]
+    return inverse
 
 
 def _diag_constants(log_weights, means, variances, observed, ref):
