@@ -257,6 +257,8 @@ def _observed_e_step(X, weights, means, covariances, patterns):
         log_resp[rows], log_norm[rows] = _pattern_log_resp(
             x_o, weights, means[:, b.o], b.chol, log_joint
         )
+        if not b.o.size:
+            log_norm[rows] = 0.0  # nothing observed: probability 1, whatever θ (not Σ p_k)
     return log_resp, log_norm
 
 
