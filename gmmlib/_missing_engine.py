@@ -42,11 +42,12 @@ scattered holes) pay one call per row, which is slow.
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import lapack
 
-from ._blocks import MAX_BLOCK, BlockThreads, Workspace, default_block_size, default_threads
+from ._blocks import MAX_BLOCK, BlockThreads, default_block_size, default_threads
 from ._engine import _HALF, _MAX_LOSS
 from ._gaussian import LOG_2PI
 from ._m_step import params_from_sums
@@ -68,8 +69,9 @@ from ._validation import (
     check_sample_weight,
 )
 
-#: At most this many d × d matrices (patterns × components) are built at once.
-_CHUNK_MATRICES = 1 << 17
+#: The batched constants of a chunk of patterns hold at most this many entries per array
+#: (patterns × components × d², 4 MiB; a dozen such arrays are alive at once).
+_CHUNK_MATRICES = 1 << 19
 
 
 class MissingEngine:
@@ -204,29 +206,41 @@ class MissingEngine:
         """(Σ w log P(x_o), N_k, Σ wγ(x̂ - μ_k), Σ wγ((x̂ - μ_k)(x̂ - μ_k)ᵀ + C)) under θ.
 
         The last is (K, d, d), or its diagonal (K, d) for diag and spherical; the sums are
-        about the old means, in the data's coordinates.
+        about the old means, in the data's coordinates. The patterns are shared among the
+        threads, largest first and dealt in turn (so each gets about as many rows), and
+        each thread builds the constants of its own patterns.
         """
         weights = np.asarray(weights, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
         K, d = means.shape
-        full = self.covariance_type in ("full", "tied")
         cov = self._covariances(prec_chol)
         if self.covariance_type == "tied":
             cov = np.broadcast_to(cov, (K, d, d))
-        ref = weights @ means  # rows are read as x - r, as in the engine
+        theta = _Theta(weights, means, cov, weights @ means)  # rows read as x - r: the engine's
+        share = partial(self._share, theta=theta, scores_only=scores_only)
+        parts = self._threads.map(share, np.argsort(-self._sizes, kind="stable"))
+        return tuple(sum(field) for field in zip(*parts, strict=True))
+
+    def _share(self, patterns, workspace, *, theta, scores_only):
+        """``_pass``'s sums over some patterns (one thread's share), in chunks of patterns."""
+        weights, means, cov, ref = theta
+        K, d = means.shape
+        full = self.covariance_type in ("full", "tied")
         with np.errstate(divide="ignore"):  # a zero weight is a legitimate -inf
             log_weights = np.log(weights)
         loglik, counts = 0.0, np.zeros(K)
         sum_y, sum_yy = np.zeros((K, d)), np.zeros((K, d, d) if full else (K, d))
         step = max(1, _CHUNK_MATRICES // (K * d * d))
-        for first_pattern in range(0, self.patterns.n_patterns, step):
-            chunk = np.arange(first_pattern, min(first_pattern + step, self.patterns.n_patterns))
+        for start in range(0, patterns.size, step):
+            chunk = patterns[start : start + step]
             observed = self.patterns.observed[chunk].astype(np.float64)
             if full:
                 constants, maps = _full_constants(log_weights, means, cov, observed, ref)
             else:
                 constants, maps = _diag_constants(log_weights, means, cov, observed, ref)
-            logliks, first, second = self._kernel_sums(chunk, constants, ref, K, scores_only)
+            logliks, first, second = self._kernel_sums(
+                chunk, constants, ref, K, scores_only, workspace
+            )
             loglik += float(logliks.sum())
             if scores_only:
                 continue
@@ -249,10 +263,9 @@ class MissingEngine:
                 sum_yy += np.einsum("pk,kj,pj->kj", n, cov, 1.0 - observed)
         return loglik, counts, sum_y, sum_yy
 
-    def _kernel_sums(self, chunk, constants, ref, n_components, scores_only):
-        """Every pattern of ``chunk`` through the block kernel: (log-likelihoods (P,),
-        first sums (P, d + 1, K), second sums (P, K, d, d) or (P, K, d)), largest patterns
-        first, shared among the threads."""
+    def _kernel_sums(self, chunk, constants, ref, n_components, scores_only, workspace):
+        """Every pattern of ``chunk`` through the block kernel, in this thread: (log-likelihoods
+        (P,), first sums (P, d + 1, K), second sums (P, K, d, d) or (P, K, d))."""
         from ._kernels import NUMPY_KERNELS
 
         d, K = self.n_features, n_components
@@ -262,7 +275,7 @@ class MissingEngine:
         second = np.zeros((chunk.size, K, d, d) if full else (chunk.size, K, d))
         starts = self._block_starts(K)
 
-        def run(kernels, indices, workspace):
+        def run(kernels, indices):
             kernel = kernels.full if full else kernels.diag
             for j in indices:
                 p = chunk[j]
@@ -273,7 +286,18 @@ class MissingEngine:
                     workspace=workspace,
                 )  # fmt: skip
 
-        self._threads.map(partial(run, self._kernels), np.argsort(-self._sizes[chunk]))
+        if self._kernels.backend == "numba":
+            from ._missing_kernels import compiled_diag_pattern_sums, compiled_full_pattern_sums
+
+            grouped = compiled_full_pattern_sums if full else compiled_diag_pattern_sums
+            block = default_block_size(K, d, "numba")
+            bounds = self.patterns.bounds
+            logliks[:] = grouped(
+                self.X, self.sample_weight, bounds[chunk], bounds[chunk + 1], block,
+                *constants.kernel_arguments(slice(None), ref), first, second, scores_only,
+            )  # fmt: skip
+        else:
+            run(self._kernels, range(chunk.size))
         if self._kernels.backend != "numpy":
             lost = ~(
                 np.isfinite(logliks)
@@ -284,7 +308,7 @@ class MissingEngine:
                 # a row that no component explains: NumPy's kernel gives it to the
                 # nearest component, as in the engine
                 first[lost], second[lost] = 0.0, 0.0
-                run(NUMPY_KERNELS, np.flatnonzero(lost), Workspace())
+                run(NUMPY_KERNELS, np.flatnonzero(lost))
         return logliks, first, second
 
     def _block_starts(self, n_components):
@@ -319,6 +343,15 @@ class MissingEngine:
         return _params_from_expected_sums(
             counts, sum_y, sum_yy, centres, self.covariance_type, self.reg_covar, self._mean_weight
         )
+
+
+class _Theta(NamedTuple):
+    """The parameters of an iteration as the patterns' constants need them."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    covariances: np.ndarray  # (K, d, d) for full and tied, variances (K, d) otherwise
+    ref: np.ndarray  # (d,): Σ_k p_k μ_k, the engine's reference point
 
 
 class _FullPatternConstants:
