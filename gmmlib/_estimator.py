@@ -632,16 +632,20 @@ class GaussianMixture:
             "log_likelihood_history_": history,
         }
 
-    def _missing_values(self, X, sample_weight, settings):
+    def _missing_values(self, X, sample_weight, settings, user):
         """(X in memory, X for the start, the engine) for data with NaN entries.
 
         The start runs on the data with each missing entry replaced by its column's
-        (weighted) mean over the rows that observe it; EM runs on the data as they are.
+        (weighted) mean over the rows that observe it (not made when the user gave the
+        whole start); EM runs on the data as they are.
         """
         X = np.asarray(X, dtype=np.float64)  # a memmap with NaN entries is read
         missing = np.isnan(X)
         check_missing_structure(missing)
-        start_X = filled_with_column_means(X, missing, sample_weight)
+        start_X = None
+        if any(part is None for part in user):
+            start_X = filled_with_column_means(X, missing, sample_weight)
+        del missing
         engine = MissingEngine(
             X,
             settings["covariance_type"],
@@ -713,7 +717,7 @@ class GaussianMixture:
         rng = check_random_state(self.random_state)
         start_X, engine = X, None
         if settings["missing"] == "em" and _has_nan(X):
-            X, start_X, engine = self._missing_values(X, sample_weight, settings)
+            X, start_X, engine = self._missing_values(X, sample_weight, settings, user)
         warm = settings["warm_start"] and self._continues(X.shape[1])
         n_starts = 1 if warm else settings["n_init"]
         best, errors = None, []

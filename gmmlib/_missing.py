@@ -155,16 +155,18 @@ def filled_with_column_means(X, missing, sample_weight=None) -> np.ndarray:
     The start of a fit with missing values (``init_params`` runs on it). A column
     observed only in rows of weight 0 gets the unweighted mean of those rows.
     """
+    filled = np.where(missing, 0.0, X)
     observed = ~missing
-    values = np.where(missing, 0.0, X)
-    plain = values.sum(axis=0) / observed.sum(axis=0)
+    plain = filled.sum(axis=0) / observed.sum(axis=0)
     if sample_weight is None:
         means = plain
     else:
         mass = sample_weight @ observed
         with np.errstate(divide="ignore", invalid="ignore"):
-            means = np.where(mass > 0, (sample_weight @ values) / mass, plain)
-    return np.where(missing, means, X)
+            means = np.where(mass > 0, (sample_weight @ filled) / mass, plain)
+    rows, columns = np.nonzero(missing)
+    filled[rows, columns] = means[columns]
+    return filled
 
 
 # -- the direct computations, one pattern at a time (no argument checking) ---------------
