@@ -24,19 +24,24 @@ they were complete rows, with constants made for the pattern:
   :math:`C = \Sigma_{mm} - \Sigma_{mo}\Sigma_{oo}^{-1}\Sigma_{om}`.
 
 The complete rows are one more pattern (nothing missing: :math:`H = L`, :math:`C = 0`), so
-they take the engine's kernel exactly as in a fit without NaN. The constants are built for
+they take the same kernel as in a fit without NaN. The constants are built for
 many patterns at once (batched factorisations of the d × d matrices
 :math:`D_o\Sigma_k D_o + D_m`, whose Cholesky factor is :math:`L` in the observed block and
-the identity in the missing one); the patterns are shared among threads. The M-step is
+the identity in the missing one); the patterns are shared among threads, each of which
+builds its patterns' constants and runs them through one compiled call
+(``gmmlib._missing_kernels``; a Python loop over the patterns with NumPy's kernel). The M-step is
 ``gmmlib._m_step.params_from_sums`` on the summed statistics (:eq:`eq-missing-m-step`),
 taken about the old means; when the means moved so far that this would lose digits (the
 engine's ``_MAX_LOSS``), the sums are taken again about the new means by the direct
 computation of ``gmmlib._missing``.
 
-Cost: per iteration, the kernels' work on all N rows, plus a Python call and a few small
-matrix products per pattern. Memory: the copy of the data (8 d bytes per row) and its
-sample weights. Data whose rows nearly all have their own pattern (many features with
-scattered holes) pay one call per row, which is slow.
+Cost: per iteration, the kernels' work on all N rows (as a fit without missing values), plus
+a few batched d × d products per pattern and component: P K d³ operations for P patterns,
+small against N K d² when the patterns are few (the benchmark's 100,000 × 8 × 8 with 20 %
+of the entries missing has 252 of them), and dominant when nearly every row has a pattern
+of its own and d is large (many features with scattered holes). Memory: the copy of the data
+(8 d bytes per row), the order of the rows and their sample weights, and the constants of a
+chunk of patterns (``_CHUNK_MATRICES``).
 """
 
 from __future__ import annotations
