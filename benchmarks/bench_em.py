@@ -7,10 +7,12 @@ What is measured
 ----------------
 A list of cases crossed with a list of implementations. A case is a problem size
 (N samples, K components, d features), a covariance type and what is timed (``"fit"``: EM
-iterations), with its iteration counts and its number of rounds; every implementation that
-supports the case is timed on it. To add a row (another covariance type, another size), add a
-:class:`Case` to ``CASES``; to add a column, add an :class:`Implementation` to
-``IMPLEMENTATIONS``.
+iterations; ``"fit-missing"``: EM iterations on the same data with a fraction
+``missing_rate`` of the entries knocked out, missing completely at random, fitted with
+``missing="em"``), with its iteration counts and its number of rounds; every implementation
+that supports the case is timed on it (only gmmlib fits data with missing values). To add
+a row (another covariance type, another size), add a :class:`Case` to ``CASES``; to add a
+column, add an :class:`Implementation` to ``IMPLEMENTATIONS``.
 
 Every implementation starts from the same parameters (weights, means and covariances drawn once
 per case), runs the same number of iterations with ``tol=0`` and the same ``reg_covar``, and the
@@ -18,7 +20,8 @@ final means are compared with gmmlib's, so that the timings are of the same comp
 
 Implementations
 ---------------
-gmmlib           ``gmmlib.GaussianMixture.fit`` (it iterates on ``gmmlib.EMEngine``)
+gmmlib           ``gmmlib.GaussianMixture.fit`` (it iterates on ``gmmlib.EMEngine``; on a
+                 ``"fit-missing"`` case with ``missing="em"``, on its pattern-grouped path)
 scikit-learn     ``sklearn.mixture.GaussianMixture.fit``
 gmmlib-formulas  the plain vectorised loop of gmmlib's formula functions:
                  ``responsibilities`` then ``m_step``, as the book writes EM
@@ -117,6 +120,7 @@ DEFAULT_OUTPUT = report.DEFAULT_JSON
 REG_COVAR = 1e-6
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 MATMUL_N = 3000
+PREDICTIONS = ("predict", "score_samples")  # operations timed as calls of a fitted model
 
 
 # -- cases ---------------------------------------------------------------------------------
@@ -132,8 +136,10 @@ class Case:
     slow_iterations: int  # iterations of the slow implementations (the textbook loop)
     rounds: int  # timed runs per implementation, the best is kept
     covariance_type: str = "full"
-    operation: str = "fit"  # what is timed: "fit" = EM iterations; "predict", "score_samples"
+    operation: str = "fit"  # what is timed: "fit" = EM iterations, "fit-missing" = with NaN;
+    # "predict", "score_samples": calls of a fitted model
     implementations: tuple[str, ...] | None = None  # None: every one that supports the case
+    missing_rate: float = 0.0  # "fit-missing": the fraction of entries knocked out (MCAR)
 
     @property
     def flops_per_iteration(self) -> float | None:
@@ -148,9 +154,12 @@ class Case:
 
 #: The other covariance types and the predictions: gmmlib beside scikit-learn only.
 _PAIR = ("gmmlib", "scikit-learn")
+#: The missing-value case: the medium problem with 20 % of its entries missing (MCAR).
+MISSING = {"operation": "fit-missing", "missing_rate": 0.2}
 CASES = (
     Case("small", 2_000, 3, 2, iterations=50, slow_iterations=50, rounds=5),
     Case("medium", 100_000, 8, 8, iterations=10, slow_iterations=5, rounds=3),
+    Case("medium-missing", 100_000, 8, 8, iterations=10, slow_iterations=5, rounds=3, **MISSING),
     Case("large", 1_000_000, 16, 16, iterations=3, slow_iterations=1, rounds=3),
     *(
         Case(f"medium-{t}", 100_000, 8, 8, 10, 10, 3, t, implementations=_PAIR)
@@ -174,6 +183,7 @@ QUICK_CASES = (
     Case("medium", 10_000, 4, 4, iterations=3, slow_iterations=2, rounds=2),
     Case("medium-diag", 10_000, 4, 4, 3, 3, 2, "diag", implementations=_PAIR),
     Case("medium-full-predict", 10_000, 4, 4, 3, 3, 2, "full", "predict", _PAIR),
+    Case("medium-missing", 10_000, 4, 4, iterations=3, slow_iterations=2, rounds=2, **MISSING),
 )
 
 
@@ -189,6 +199,7 @@ class Problem:
     covariances: np.ndarray  # shaped for the covariance type, as in scikit-learn
     precisions: np.ndarray  # their inverses, as scikit-learn's precisions_init wants them
     operation: str = "fit"  # the case's: "fit" runs EM; the others call a fitted model
+    missing: bool = False  # whether X holds NaN entries (a "fit-missing" case)
 
     def rows(self, n: int) -> Problem:
         """The same start on the first n rows (for the warm-up)."""
@@ -196,7 +207,12 @@ class Problem:
 
 
 def make_problem(case: Case, seed: int = 0) -> Problem:
-    """Data from a random mixture, and one shared start (w, μ, Σ)."""
+    """Data from a random mixture, and one shared start (w, μ, Σ).
+
+    A case with a ``missing_rate`` has the data and the start of the same case without
+    it, then that fraction of the entries set to NaN, each independently (MCAR; a row
+    that lost every entry gets one back, at random), with a generator of its own.
+    """
     rng = np.random.default_rng(seed)
     N, K, d = case.n_samples, case.n_components, case.n_features
     centres = rng.normal(scale=4.0, size=(K, d))
@@ -215,9 +231,24 @@ def make_problem(case: Case, seed: int = 0) -> Problem:
     }[case.covariance_type]
     full_or_tied = case.covariance_type in ("full", "tied")
     precisions = np.linalg.inv(start_cov) if full_or_tied else 1.0 / start_cov
+    if case.missing_rate:
+        X = knock_out(X, case.missing_rate, np.random.default_rng(seed + 1))
+    weights = np.full(K, 1.0 / K)
+    missing = bool(case.missing_rate)
     return Problem(
-        X, case.covariance_type, np.full(K, 1.0 / K), means, start_cov, precisions, case.operation
+        X, case.covariance_type, weights, means, start_cov, precisions, case.operation, missing
     )
+
+
+def knock_out(X: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of X with each entry set to NaN with probability ``rate`` (MCAR); a row that
+    lost every entry gets one of them back, chosen at random (``fit`` refuses empty rows)."""
+    X = X.copy()
+    holes = rng.uniform(size=X.shape) < rate
+    empty = np.flatnonzero(holes.all(axis=1))
+    holes[empty, rng.integers(X.shape[1], size=empty.size)] = False
+    X[holes] = np.nan
+    return X
 
 
 # -- the implementations -------------------------------------------------------------------
@@ -290,9 +321,10 @@ def _predictions(problem: Problem, n_calls: int, fit, library: str):
 def gmmlib_fit(problem: Problem, n_iter: int, model: bool = False):
     """``gmmlib.GaussianMixture.fit`` from the problem's start, exactly n_iter iterations.
 
-    For a prediction case: n_iter calls of the fitted model's prediction instead.
+    ``missing="em"`` for a problem with missing values; for a prediction case: n_iter
+    calls of the fitted model's prediction instead.
     """
-    if problem.operation != "fit":
+    if problem.operation in PREDICTIONS:
         return _predictions(problem, n_iter, gmmlib_fit, "gmmlib")
     model_ = gmmlib.GaussianMixture(
         len(problem.weights),
@@ -304,6 +336,7 @@ def gmmlib_fit(problem: Problem, n_iter: int, model: bool = False):
         means_init=problem.means,
         covariances_init=problem.covariances,
         random_state=0,
+        missing="em" if problem.missing else "raise",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gmmlib.ConvergenceWarning)  # tol=0: expected
@@ -320,7 +353,7 @@ def sklearn_fit(problem: Problem, n_iter: int, model: bool = False):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    if problem.operation != "fit":
+    if problem.operation in PREDICTIONS:
         return _predictions(problem, n_iter, sklearn_fit, "scikit-learn")
     model_ = GaussianMixture(
         len(problem.weights),
@@ -362,15 +395,17 @@ class Implementation:
 
     def timed_by_difference(self, case: Case) -> bool:
         """A whole fit (one-off work to remove); predictions are a plain loop of calls."""
-        return self.whole_call and case.operation == "fit"
+        return self.whole_call and case.operation in ("fit", "fit-missing")
 
     def iterations(self, case: Case) -> int:
         return case.slow_iterations if self.slow else case.iterations
 
 
-_ALL_OPERATIONS = ("fit", "predict", "score_samples")
+_ALL_OPERATIONS = ("fit", *PREDICTIONS)
 IMPLEMENTATIONS = (
-    Implementation("gmmlib", gmmlib_fit, whole_call=True, operations=_ALL_OPERATIONS),
+    Implementation(
+        "gmmlib", gmmlib_fit, whole_call=True, operations=(*_ALL_OPERATIONS, "fit-missing")
+    ),
     Implementation("scikit-learn", sklearn_fit, whole_call=True, operations=_ALL_OPERATIONS),
     Implementation("gmmlib-formulas", formulas_em, whole_call=False),
     Implementation(

@@ -9,7 +9,8 @@ loaded (``gmmlib._validation``). The class docstring's Notes say why and what di
 
 References
 ----------
-The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb).
+The book, chapter 7, "The EM algorithm" (chapters/07_em_algorithm.ipynb); with
+missing values (``missing="em"``), part three, chapters/missing/.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import numpy as np
 from ._engine import EMEngine, improves, row_results
 from ._gaussian import precision_cholesky
 from ._init import initial_parameters
+from ._missing import _impute, _observed_e_step, filled_with_column_means, full_covariances
+from ._missing import missingness_patterns as _missingness_patterns
+from ._missing_engine import MissingEngine
 from ._mixture import _sample_mixture
 from ._validation import ConvergenceWarning as ConvergenceWarning  # gmmlib.ConvergenceWarning
 from ._validation import NotFittedError as NotFittedError  # re-exported as gmmlib.NotFittedError
@@ -41,6 +45,8 @@ from ._validation import (
     check_int,
     check_is_fitted,
     check_means_init,
+    check_missing,
+    check_missing_structure,
     check_n_features,
     check_n_samples_to_draw,
     check_nonnegative,
@@ -53,6 +59,7 @@ from ._validation import (
     check_verbose,
     check_warm_start,
     check_weights_init,
+    dask_with_missing_values,
     feature_names,
     is_dask_array,
     warn_not_converged,
@@ -80,14 +87,63 @@ def _covariances_from_precisions(precisions, covariance_type):
     return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
 
 
-def _chunk_result(x, *, what, params, covariance_type, dtype, backend):
+def _predict_rows(X, what, params, covariance_type, backend, n_threads=None, covariances=None):
+    """``what`` ("score_samples", "predict" or "predict_proba") of X's rows, in float64.
+
+    ``params`` are the fitted (weights, means, precisions_cholesky) in float64. Complete
+    rows go through ``row_results`` (the engine's blocks and threads, no (N, K)
+    temporaries). With ``covariances`` (the fitted ones as a (K, d, d) stack:
+    ``missing="em"``), the rows holding NaN get the quantities of their observed
+    coordinates (:func:`gmmlib.observed_log_likelihood`,
+    :func:`gmmlib.observed_responsibilities`).
+    """
+    rows = partial(row_results, backend=backend, n_threads=n_threads)
+    holes = None if covariances is None else np.isnan(X).any(axis=1)
+    if holes is None or not holes.any():
+        return rows(X, *params, covariance_type, what)
+    weights, means, _ = params
+    shape = (X.shape[0], means.shape[0]) if what == "predict_proba" else (X.shape[0],)
+    out = np.empty(shape, dtype=np.intp if what == "predict" else np.float64)
+    if not holes.all():
+        out[~holes] = rows(np.asarray(X[~holes], dtype=np.float64), *params, covariance_type, what)
+    with_holes = np.asarray(X[holes], dtype=np.float64)
+    patterns = _missingness_patterns(np.isnan(with_holes))
+    log_resp, log_norm = _observed_e_step(with_holes, weights, means, covariances, patterns)
+    if what == "score_samples":
+        out[holes] = log_norm
+    elif what == "predict":
+        # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
+        out[holes] = np.argmax(log_resp, axis=1)
+    else:
+        out[holes] = np.exp(log_resp)
+    return out
+
+
+def _chunk_result(x, *, what, params, covariance_type, dtype, backend, covariances=None):
     """score_samples, predict_proba or predict of one chunk of a Dask array's rows, from
     the fitted (weights, means, precisions_cholesky) in float64 (run where the chunk is,
     on one thread: Dask's workers take the chunks), a block of rows at a time, so that a
-    worker's memory is the chunk and a few blocks."""
+    worker's memory is the chunk and a few blocks. With ``covariances``
+    (``missing="em"``), rows with NaN as in ``_predict_rows``."""
     x = np.asarray(x)
-    result = row_results(x, *params, covariance_type, what, backend=backend, n_threads=1)
+    result = _predict_rows(x, what, params, covariance_type, backend, 1, covariances)
     return result.astype(dtype, copy=False)
+
+
+def _impute_chunk(x, *, params, covariances, dtype):
+    """``x`` with each NaN replaced by Σ_k γ_ik x̂_ik (a copy; observed entries as they are)."""
+    out = np.array(x, dtype=dtype, copy=True)
+    holes = np.isnan(out).any(axis=1)
+    if not holes.any():
+        return out
+    rows = np.asarray(x[holes], dtype=np.float64)
+    missing = np.isnan(rows)
+    weights, means = params
+    imputed = _impute(rows, weights, means, covariances, _missingness_patterns(missing))
+    part = out[holes]
+    part[missing] = imputed[missing]  # only the NaN positions are written
+    out[holes] = part
+    return out
 
 
 class GaussianMixture:
@@ -152,6 +208,12 @@ class GaussianMixture:
         iterations; 2 adds the change and the time per iteration.
     verbose_interval : int, default 10
         Iterations between two printed lines.
+    missing : {"raise", "em"}, default "raise"
+        What NaN in ``X`` means. "raise": an error, as in scikit-learn. "em": a
+        missing entry, missing at random; :meth:`fit` runs EM over the labels and
+        the missing coordinates, and :meth:`predict`, :meth:`predict_proba`,
+        :meth:`score_samples`, :meth:`score`, :meth:`bic` and :meth:`aic` use each
+        row's observed coordinates (see the Notes). Infinity is an error either way.
     backend : {"auto", "numba", "numpy"}, default "auto"
         The engine's block kernel (see :class:`gmmlib.EMEngine`); the results do
         not depend on it beyond rounding.
@@ -193,6 +255,33 @@ class GaussianMixture:
     responsibility :math:`\gamma_{ik}` by :math:`w_i` (see :func:`gmmlib.m_step`),
     so integer weights are the same as repeated rows; :meth:`score`,
     :meth:`bic` and :meth:`aic` take them too.
+
+    **Missing values** (``missing="em"``). NaN entries are treated as missing at
+    random (MCAR or MAR; not values missing *because* of what they are). Each
+    iteration takes the responsibilities from every row's observed coordinates
+    (:eq:`eq-observed-responsibility`) and the M-step from the expected statistics
+    (:eq:`eq-expected-statistics`, :eq:`eq-missing-m-step`): each component's
+    conditional mean of the missing coordinates *and* their conditional
+    covariance. ``reg_covar`` is added once, after the M-step; the
+    log-likelihoods (``lower_bound_``, ``lower_bounds_``,
+    ``log_likelihood_history_``, the ``tol`` test) are the observed-data ones
+    (:eq:`eq-observed-log-likelihood`), per sample; ``max_iter``, ``tol``,
+    ``n_init``, ``warm_start`` and ``sample_weight`` mean what they mean without
+    missing values. The rows are grouped by their pattern of missing entries and
+    each pattern runs through the engine's block kernel (the complete rows are
+    one such pattern); the data are copied once, grouped (8 bytes per entry).
+    The start: ``init_params`` runs on the data with every missing entry
+    replaced by its column's mean over the rows that observe it (weighted by
+    ``sample_weight``), and the initial M-step is computed on those filled
+    data; from the first iteration on, the entries are missing again. A row
+    with every coordinate missing carries no information and is refused by
+    :meth:`fit`, as is a feature missing in every row; :meth:`score_samples`
+    gives such a row 0 (the density of no observation is 1) and
+    :meth:`predict_proba` the weights. :meth:`impute` fills the NaN entries of
+    new data with their conditional expectation under the fitted mixture. With
+    no NaN in the data, ``missing="em"`` fits exactly as ``missing="raise"``. A
+    Dask array with NaN entries is refused by :meth:`fit` (compute it first);
+    one without NaN is fitted as usual.
 
     **What EM guarantees.** With ``reg_covar=0`` every M-step maximises Q
     exactly, so the log-likelihood never decreases from one iteration to the
@@ -268,6 +357,7 @@ class GaussianMixture:
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        missing: str = "raise",
         backend: str = "auto",
     ):
         self.n_components = n_components
@@ -285,6 +375,7 @@ class GaussianMixture:
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.missing = missing
         self.backend = backend
 
     # -- scikit-learn's estimator protocol ----------------------------------------------
@@ -330,7 +421,9 @@ class GaussianMixture:
         # an unsupervised density estimator of dense 2-D data, scikit-learn's defaults.
         from sklearn.utils import Tags, TargetTags
 
-        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
+        tags = Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
+        tags.input_tags.allow_nan = self.missing == "em"  # NaN entries are missing values
+        return tags
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "means_")
@@ -364,6 +457,7 @@ class GaussianMixture:
             "warm_start": check_bool(self.warm_start, "warm_start"),
             "verbose": check_verbose(self.verbose),
             "verbose_interval": check_int(self.verbose_interval, "verbose_interval", minimum=1),
+            "missing": check_missing(self.missing),
             "backend": check_backend(self.backend),
         }
 
@@ -382,28 +476,41 @@ class GaussianMixture:
         return weights, means, covariances
 
     @staticmethod
-    def _as_data(X, lazy=False):
+    def _as_data(X, lazy=False, allow_nan=False):
         """(X as checked float64 data, the dtype of the fitted results): float32 for float32.
 
-        A Dask array stays one (``lazy``: its values checked when it is computed).
+        A Dask array stays one (``lazy``: its values checked when it is computed). With
+        ``allow_nan``, NaN entries (missing values) are kept.
         """
         check_dense(X)
         if not isinstance(X, np.ndarray) and not is_dask_array(X):
             X = np.asarray(X)  # a list, or a data frame (its names were read before)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
-        return check_data(X, lazy=lazy), dtype
+        return check_data(X, lazy=lazy, allow_nan=allow_nan), dtype
 
-    def _check_X_predict(self, X, stacklevel=3):
-        """New data, checked against the fitted model; returns (X, output dtype).
+    def _check_X_predict(self, X, stacklevel=3, allow_nan=None):
+        """New data, checked against the fitted model; returns (X, output dtype, input dtype).
 
-        ``stacklevel`` points a warning at the caller of the public method.
+        ``stacklevel`` points a warning at the caller of the public method. NaN entries
+        are allowed with ``missing="em"`` (or ``allow_nan=True``).
         """
         check_is_fitted(self)
+        if allow_nan is None:
+            allow_nan = check_missing(self.missing) == "em"
         fitted = getattr(self, "feature_names_in_", None)
         check_feature_names(fitted, feature_names(X), stacklevel=stacklevel + 1)
-        X, dtype = self._as_data(X, lazy=True)
+        X, dtype = self._as_data(X, lazy=True, allow_nan=allow_nan)
         check_n_features(X, self.n_features_in_)
-        return X, np.result_type(dtype, self.means_.dtype)
+        return X, np.result_type(dtype, self.means_.dtype), dtype
+
+    def _fitted_covariances(self):
+        """The fitted covariances as a (K, d, d) float64 stack, for rows with NaN; None
+        unless ``missing="em"`` (then NaN never gets this far)."""
+        if self.missing != "em":
+            return None
+        K, d = self.means_.shape
+        covariances = np.asarray(self.covariances_, dtype=np.float64)
+        return full_covariances(covariances, self.covariance_type, K, d)
 
     def _fitted_float64(self):
         return tuple(
@@ -421,6 +528,7 @@ class GaussianMixture:
             covariance_type=self.covariance_type,
             dtype=dtype,
             backend=self.backend,
+            covariances=self._fitted_covariances(),
         )
         if n_columns is None:
             return X.map_blocks(chunk, drop_axis=1, dtype=dtype)
@@ -470,21 +578,26 @@ class GaussianMixture:
         check_warm_start(n_features_fitted, n_features)
         return True
 
-    def _run_em(self, X, sample_weight, params, lower_bound, settings):
+    def _run_em(self, X, sample_weight, params, lower_bound, settings, engine=None):
         """EM from ``params``; returns a dict of everything a fit sets.
 
         The iterations run on :class:`gmmlib.EMEngine`: the same E-step
         (:func:`gmmlib.log_responsibilities`) and M-step
         (:func:`gmmlib.m_step`) in one blocked pass over the data. ``lower_bound``
         is the previous one (``-inf``, or the last of the fit a warm start continues).
+        For data with missing values ``engine`` is the ``MissingEngine`` of the fit
+        (``gmmlib._missing_engine``): the same loop, with the E-step of
+        :func:`gmmlib.observed_responsibilities` and the M-step of
+        :func:`gmmlib.m_step_missing`.
         """
         cov_type, tol = settings["covariance_type"], settings["tol"]
         verbose, interval = settings["verbose"], settings["verbose_interval"]
         weights, means, covariances = params
         prec_chol = precision_cholesky(covariances, cov_type)
-        engine = EMEngine(
-            X, cov_type, settings["reg_covar"], sample_weight, backend=settings["backend"]
-        )
+        if engine is None:
+            engine = EMEngine(
+                X, cov_type, settings["reg_covar"], sample_weight, backend=settings["backend"]
+            )
         history, converged, n_iter = [], False, 0
         tick = time.perf_counter()
         with engine:  # BLAS held to one thread per engine thread, restored on exit
@@ -518,6 +631,29 @@ class GaussianMixture:
             "lower_bounds_": history[:-1].copy(),
             "log_likelihood_history_": history,
         }
+
+    def _missing_values(self, X, sample_weight, settings, user):
+        """(X in memory, X for the start, the engine) for data with NaN entries.
+
+        The start runs on the data with each missing entry replaced by its column's
+        (weighted) mean over the rows that observe it (not made when the user gave the
+        whole start); EM runs on the data as they are.
+        """
+        X = np.asarray(X, dtype=np.float64)  # a memmap with NaN entries is read
+        missing = np.isnan(X)
+        check_missing_structure(missing)
+        start_X = None
+        if any(part is None for part in user):
+            start_X = filled_with_column_means(X, missing, sample_weight)
+        del missing
+        engine = MissingEngine(
+            X,
+            settings["covariance_type"],
+            settings["reg_covar"],
+            sample_weight,
+            backend=settings["backend"],
+        )
+        return X, start_X, engine
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mixture to ``X`` by EM; returns ``self``.
@@ -566,7 +702,7 @@ class GaussianMixture:
     def _fit(self, X, sample_weight):
         settings = self._check_parameters()
         names = feature_names(X)
-        X, dtype = self._as_data(X)
+        X, dtype = self._as_data(X, allow_nan=settings["missing"] == "em")
         K = settings["n_components"]
         if sample_weight is None:
             # Not np.ones(N): memory added by a fit must not grow with N. EMEngine reads
@@ -579,6 +715,9 @@ class GaussianMixture:
         check_enough_samples(K, n_effective, weighted=True)
         user = self._check_init_parameters(X.shape[1])
         rng = check_random_state(self.random_state)
+        start_X, engine = X, None
+        if settings["missing"] == "em" and _has_nan(X):
+            X, start_X, engine = self._missing_values(X, sample_weight, settings, user)
         warm = settings["warm_start"] and self._continues(X.shape[1])
         n_starts = 1 if warm else settings["n_init"]
         best, errors = None, []
@@ -590,10 +729,10 @@ class GaussianMixture:
                     params, lower_bound = self._fitted_parameters(), self.lower_bound_
                 else:
                     params = self._initial_parameters(
-                        X, sample_weight, rng, user, settings["reg_covar"]
+                        start_X, sample_weight, rng, user, settings["reg_covar"]
                     )
                     lower_bound = -np.inf
-                result = self._run_em(X, sample_weight, params, lower_bound, settings)
+                result = self._run_em(X, sample_weight, params, lower_bound, settings, engine)
                 check_not_collapsed(result["means_"], result["covariances_"], self.covariance_type)
             except ValueError as error:  # the inputs were checked: a component collapsed
                 if n_starts == 1:
@@ -634,9 +773,16 @@ class GaussianMixture:
     # -- using a fitted model ----------------------------------------------------------
     def _rows(self, X, what):
         """``what`` of every row of X (an ndarray or memmap) under the fitted model, in
-        float64 (``row_results``: blocks on the engine's threads, no (N, K) temporaries)."""
-        params = self._fitted_float64()
-        return row_results(X, *params, self.covariance_type, what, backend=self.backend)
+        float64 (``_predict_rows``: blocks on the engine's threads, no (N, K)
+        temporaries; a row with NaN, ``missing="em"``, from its observed coordinates)."""
+        return _predict_rows(
+            X,
+            what,
+            self._fitted_float64(),
+            self.covariance_type,
+            self.backend,
+            covariances=self._fitted_covariances(),
+        )
 
     def score_samples(self, X) -> np.ndarray:
         """log P(x_i | θ) for every sample (:eq:`eq-marginal-density`).
@@ -644,16 +790,20 @@ class GaussianMixture:
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-            With the features the model was fitted on.
+            With the features the model was fitted on; with ``missing="em"``, NaN
+            marks a missing entry.
 
         Returns
         -------
         ndarray of shape (n_samples,)
             The log-density of the fitted mixture at each sample, as
             :func:`gmmlib.log_mixture_density` computes it (float32 for float32
-            data and a model fitted on float32 data, float64 otherwise).
+            data and a model fitted on float32 data, float64 otherwise); for a row
+            with NaN entries, the log-density of its observed coordinates, as
+            :func:`gmmlib.observed_log_likelihood` (0 for a row with nothing
+            observed).
         """
-        X, dtype = self._check_X_predict(X)
+        X, dtype, _ = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "score_samples", dtype)
         return self._rows(X, "score_samples").astype(dtype, copy=False)
@@ -663,8 +813,8 @@ class GaussianMixture:
 
         On a Dask array, a sum over its chunks (each chunk's log-densities stay there).
         """
-        X, _ = self._check_X_predict(X, stacklevel=4)
-        if not is_dask_array(X):
+        X, _, _ = self._check_X_predict(X, stacklevel=4)
+        if not is_dask_array(X) and self._fitted_covariances() is None:
             # one blocked pass that only adds up (the engine's scores-only pass): no
             # per-row array, whatever N is
             engine = EMEngine(
@@ -672,10 +822,15 @@ class GaussianMixture:
             )
             mean = engine.mean_log_likelihood(*self._fitted_float64())
             return mean * engine.total_weight, engine.total_weight
-        log_density = self._per_chunk(X, "score_samples", np.float64)
+        if is_dask_array(X):
+            log_density = self._per_chunk(X, "score_samples", np.float64)
+        else:
+            log_density = self._rows(X, "score_samples")
         if sample_weight is None:
             return float(log_density.sum()), float(X.shape[0])
         w = check_sample_weight(sample_weight, X.shape[0])
+        if not is_dask_array(X):
+            return float(w @ log_density), float(w.sum())
         import dask.array as da
 
         w_chunks = da.from_array(w, chunks=(log_density.chunks[0],))
@@ -711,9 +866,11 @@ class GaussianMixture:
         Returns
         -------
         ndarray of shape (n_samples, n_components)
-            Every row sums to 1, as in :func:`gmmlib.responsibilities`.
+            Every row sums to 1, as in :func:`gmmlib.responsibilities`; a row with
+            NaN entries (``missing="em"``) gets those of its observed coordinates,
+            as in :func:`gmmlib.observed_responsibilities`.
         """
-        X, dtype = self._check_X_predict(X)
+        X, dtype, _ = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "predict_proba", dtype, self.n_components)
         return self._rows(X, "predict_proba").astype(dtype, copy=False)
@@ -728,12 +885,67 @@ class GaussianMixture:
         Returns
         -------
         ndarray of shape (n_samples,)
-            For every sample, the component k with the largest responsibility.
+            For every sample, the component k with the largest responsibility (from
+            the observed coordinates of a row with NaN entries, ``missing="em"``).
         """
-        X, _ = self._check_X_predict(X)
+        X, _, _ = self._check_X_predict(X)
         if is_dask_array(X):
             return self._per_chunk(X, "predict", np.intp)
         return self._rows(X, "predict")
+
+    def impute(self, X) -> np.ndarray:
+        r"""A copy of ``X``, each NaN replaced by its expectation (:eq:`eq-conditional-gaussian`).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            NaN marks a missing entry (whatever ``missing`` is: this method is
+            for them); infinity is refused.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            A new array (float32 for float32 data, float64 otherwise): the observed
+            entries exactly as they were, each missing one replaced by
+            :math:`\sum_k \gamma_{ik}\hat x_{ik,j}`, with the posterior
+            responsibilities of the row's observed coordinates
+            (:func:`gmmlib.observed_responsibilities`) and each component's
+            conditional mean (:func:`gmmlib.conditional_moments`). A row with
+            nothing observed gets the mixture's mean :math:`\sum_k p_k\mu_k`.
+            ``X`` itself is not changed.
+
+        Notes
+        -----
+        This is :math:`E[x_{i,m} \mid x_{i,o}, \theta]` under the mixture: the best
+        guess in squared error, one value per entry. It does not carry the
+        conditional spread of the missing values: statistics computed on the
+        imputed data understate their variance (:meth:`fit` accounts for it).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import gmmlib
+        >>> X, _ = gmmlib.article_samples()
+        >>> gm = gmmlib.GaussianMixture(3, random_state=0).fit(X)
+        >>> new = np.array([[2.5, np.nan], [np.nan, 2.5], [10.0, 10.0]])
+        >>> print(np.round(gm.impute(new), 1))
+        [[ 2.5  8. ]
+         [ 8.  2.5]
+         [10. 10. ]]
+        """
+        X, _, dtype = self._check_X_predict(X, allow_nan=True)
+        K, d = self.means_.shape
+        chunk = partial(
+            _impute_chunk,
+            params=self._fitted_float64()[:2],
+            covariances=full_covariances(
+                np.asarray(self.covariances_, dtype=np.float64), self.covariance_type, K, d
+            ),
+            dtype=dtype,
+        )
+        if is_dask_array(X):
+            return X.map_blocks(chunk, dtype=dtype)
+        return chunk(X)
 
     def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``(X, labels)`` from the fitted mixture (:eq:`eq-generative-model`).
@@ -810,3 +1022,13 @@ class GaussianMixture:
         """
         total, _ = self._weighted_log_likelihood(X, sample_weight)
         return -2.0 * total + 2.0 * self._n_parameters()
+
+
+def _has_nan(X, block: int = 1 << 16) -> bool:
+    """Whether ``X`` holds a NaN: in blocks (constant extra memory); a Dask array with one
+    is refused (``missing="em"`` fits in memory)."""
+    if is_dask_array(X):
+        if bool(np.isnan(X).any().compute()):
+            raise dask_with_missing_values()
+        return False
+    return any(np.isnan(X[start : start + block]).any() for start in range(0, X.shape[0], block))

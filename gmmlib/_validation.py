@@ -63,16 +63,19 @@ def _object_to_float(X: np.ndarray, name: str) -> np.ndarray:
         ) from None
 
 
-def check_data(X, *, name: str = "X", min_samples: int = 1, lazy: bool = False) -> np.ndarray:
+def check_data(
+    X, *, name: str = "X", min_samples: int = 1, lazy: bool = False, allow_nan: bool = False
+) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
 
     A ``numpy.memmap`` of float32 or float64 is returned as it is, checked block by block;
     a Dask array stays a Dask array (of float32 or float64), checked without being loaded
     (``lazy``: its values are checked chunk by chunk when it is computed, not now).
+    With ``allow_nan``, NaN entries (missing values) are kept and only infinity is refused.
     """
     check_dense(X, name)
     if is_dask_array(X):
-        return _check_dask_data(X, name, min_samples, lazy)
+        return _check_dask_data(X, name, min_samples, lazy, allow_nan)
     # np.asarray turns a memmap into a plain view of it: keep the memmap itself (below)
     mapped = X if isinstance(X, np.memmap) and X.dtype in (np.float32, np.float64) else None
     X = np.asarray(X)
@@ -85,7 +88,10 @@ def check_data(X, *, name: str = "X", min_samples: int = 1, lazy: bool = False) 
     # memory is never loaded whole.
     X = np.asarray(X, dtype=np.float64) if mapped is None else mapped
     _check_size(X, name, min_samples)
-    _refuse_nonfinite(_nonfinite_rows(X), name)
+    if allow_nan:
+        _refuse_infinite(_nonfinite_rows(X, finite=np.isinf), name)
+    else:
+        _refuse_nonfinite(_nonfinite_rows(X), name)
     return X
 
 
@@ -94,7 +100,7 @@ def is_dask_array(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
 
 
-def _check_dask_data(X, name: str, min_samples: int, lazy: bool):
+def _check_dask_data(X, name: str, min_samples: int, lazy: bool, allow_nan: bool = False):
     """A Dask array checked lazily: its dtype and shape at once, finiteness by one streamed
     reduction over its chunks (only a count, then the first few bad rows, travel back).
 
@@ -112,11 +118,12 @@ def _check_dask_data(X, name: str, min_samples: int, lazy: bool):
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})  # chunks of whole rows
     if lazy:
-        return X.map_blocks(_check_finite_chunk, dtype=X.dtype)
-    bad = ~np.isfinite(X).all(axis=1)
+        check = _check_no_inf_chunk if allow_nan else _check_finite_chunk
+        return X.map_blocks(check, dtype=X.dtype)
+    bad = np.isinf(X).any(axis=1) if allow_nan else ~np.isfinite(X).all(axis=1)
     if int(bad.sum().compute()):
         rows = np.flatnonzero(bad.compute())  # one bool per row: n_samples bytes
-        _refuse_nonfinite(rows, name)
+        (_refuse_infinite if allow_nan else _refuse_nonfinite)(rows, name)
     return X
 
 
@@ -125,6 +132,13 @@ def _check_finite_chunk(x, block_info=None):
     the whole array)."""
     start = block_info[0]["array-location"][0][0] if block_info else 0
     _refuse_nonfinite(start + _nonfinite_rows(x), "X")
+    return x
+
+
+def _check_no_inf_chunk(x, block_info=None):
+    """As ``_check_finite_chunk``, NaN allowed (missing values): infinity only is refused."""
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    _refuse_infinite(start + _nonfinite_rows(x, finite=np.isinf), "X")
     return x
 
 
@@ -163,19 +177,40 @@ def _check_size(X, name: str, min_samples: int) -> None:
         )
 
 
+def _shown_rows(rows) -> str:
+    return ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+
+
 def _refuse_nonfinite(rows, name: str) -> None:
     if rows.size:
-        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise ValueError(
-            f"{name} contains NaN or infinity in {rows.size} row(s) (row {shown}). "
-            "Remove or impute those rows before fitting."
+            f"{name} contains NaN or infinity in {rows.size} row(s) (row {_shown_rows(rows)}). "
+            "Remove or impute those rows before fitting. If NaN marks missing values, "
+            'GaussianMixture(missing="em") fits the data as they are, by EM over the '
+            "missing entries (and gmmlib's observed_* functions take NaN too)."
         )
 
 
-def _nonfinite_rows(X, block: int = 1 << 16) -> np.ndarray:
-    """Indices of the rows holding NaN or inf, checked in blocks (constant extra memory)."""
+def _refuse_infinite(rows, name: str) -> None:
+    if rows.size:
+        raise ValueError(
+            f"{name} contains infinity in {rows.size} row(s) (row {_shown_rows(rows)}). "
+            "NaN marks a missing entry, but an infinite value is not missing: replace it "
+            "(by NaN if it stands for an unknown value) or remove those rows."
+        )
+
+
+def _nonfinite_rows(X, block: int = 1 << 16, finite=None) -> np.ndarray:
+    """Indices of the rows holding NaN or inf, checked in blocks (constant extra memory).
+
+    ``finite=np.isinf`` gives the rows holding inf instead (NaN allowed).
+    """
+
+    def bad_entries(x):
+        return ~np.isfinite(x) if finite is None else finite(x)
+
     bad = [
-        start + np.flatnonzero(~np.isfinite(X[start : start + block]).all(axis=1))
+        start + np.flatnonzero(bad_entries(X[start : start + block]).any(axis=1))
         for start in range(0, X.shape[0], block)
     ]
     return np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
@@ -413,6 +448,61 @@ def check_enough_samples(n_components: int, n_samples: int, *, weighted: bool = 
         )
 
 
+# -- missing values (NaN in X) -------------------------------------------------------------
+#: What :class:`gmmlib.GaussianMixture` does with NaN in X (``missing``).
+MISSING = ("raise", "em")
+
+
+def check_missing(missing) -> str:
+    """One of ``MISSING``."""
+    if not isinstance(missing, str) or missing not in MISSING:
+        raise ValueError(
+            f"missing must be 'raise' (NaN in X is an error) or 'em' (NaN entries are "
+            f"missing values, fitted by EM over them); got {missing!r}."
+        )
+    return missing
+
+
+def check_missing_structure(missing: np.ndarray, name: str = "X") -> None:
+    """Data to fit with missing values: no row and no column entirely missing.
+
+    ``missing`` is the (n_samples, n_features) mask of the NaN entries. A row with
+    nothing observed carries no information about the mixture (its observed-data
+    likelihood is 1 whatever θ); a feature never observed cannot be estimated.
+    """
+    empty_rows = np.flatnonzero(missing.all(axis=1))
+    if empty_rows.size:
+        raise ValueError(
+            f"{name} has {empty_rows.size} row(s) with every feature missing (NaN) (row "
+            f"{_shown_rows(empty_rows)}). Such a row carries no information about the "
+            f"mixture: remove it, e.g. {name}[~np.isnan({name}).all(axis=1)]."
+        )
+    empty_columns = np.flatnonzero(missing.all(axis=0))
+    if empty_columns.size:
+        raise ValueError(
+            f"Feature(s) {empty_columns[:5].tolist()} of {name} are missing (NaN) in every "
+            "row: nothing can be learnt about them. Remove those columns."
+        )
+
+
+def check_missing_data(X, *, name: str = "X") -> np.ndarray:
+    """Data whose NaN entries are missing values: an in-memory float64 array of shape
+    (n_samples, n_features), infinity refused (a Dask array is computed)."""
+    X = check_data(X, name=name, allow_nan=True)
+    if is_dask_array(X):
+        X = X.compute()
+    return np.asarray(X, dtype=np.float64)
+
+
+def dask_with_missing_values() -> ValueError:
+    """The error for a Dask array with NaN entries given to a fit with ``missing="em"``."""
+    return ValueError(
+        'X is a Dask array with NaN entries: missing="em" fits data with missing values '
+        "in memory (its rows are regrouped by their pattern of missing entries). Compute "
+        "it first, X.compute(), or fill its missing values."
+    )
+
+
 # -- the estimator's own arguments --------------------------------------------------------
 #: The starting methods of :func:`gmmlib.initial_responsibilities` (``init_params``).
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -606,7 +696,11 @@ def _init_array(value, name: str, what: str, expected: tuple, hint: str) -> np.n
             f"{array.shape}: {name} {hint}."
         )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinity.")
+        nan = " (NaN marks a missing value in X only)" if np.any(np.isnan(array)) else ""
+        raise ValueError(
+            f"{name} contains NaN or infinity: a starting parameter must be finite{nan}. "
+            f"Give finite values, or leave {name} as None."
+        )
     return array
 
 
@@ -906,8 +1000,16 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+        nan = np.flatnonzero(np.isnan(w))
+        hint = (
+            f" sample_weight is NaN at sample(s) {nan[:5].tolist()}: NaN marks a missing "
+            "value in X only; give every sample a weight (0 leaves it out)."
+            if nan.size
+            else ""
+        )
         raise ValueError(
-            f"sample_weight must be finite and non-negative; sample(s) {bad[:5].tolist()} are not."
+            f"sample_weight must be finite and non-negative; sample(s) {bad[:5].tolist()} are "
+            f"not.{hint}"
         )
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")

@@ -18,6 +18,15 @@ from ._e_step import log_likelihood, log_responsibilities, responsibilities
 from ._estimator import GaussianMixture
 from ._gaussian import gaussian_density, log_component_densities, log_gaussian_density
 from ._m_step import m_step, update_covariances, update_means, update_weights
+from ._missing import (
+    conditional_moments,
+    expected_statistics,
+    m_step_missing,
+    observed_log_density,
+    observed_log_likelihood,
+    observed_responsibilities,
+    q_function_missing,
+)
 from ._mixture import log_mixture_density, mixture_density, sample_mixture
 from ._q_function import (
     complete_data_log_likelihood,
@@ -154,5 +163,40 @@ EQUATIONS: dict[str, Equation] = {
             update_means,
             update_covariances,
         ),
+    ),
+    "eq-observed-marginal": Equation(
+        "chapters/missing/01_model.ipynb",
+        "x_o ~ N(μ_o, Σ_oo): log φ(x_o | μ_o, Σ_oo), with the sub-vector and the sub-block",
+        (observed_log_density,),
+    ),
+    "eq-observed-log-likelihood": Equation(
+        "chapters/missing/01_model.ipynb",
+        "L_obs(θ) = Σ_i w_i log Σ_k p_k φ(x_i,o | μ_k,o, Σ_k,oo)",
+        (observed_log_likelihood,),
+    ),
+    "eq-observed-responsibility": Equation(
+        "chapters/missing/02_e_step.ipynb",
+        "γ_ik = p_k φ(x_i,o | μ_k,o, Σ_k,oo) / Σ_j p_j φ(x_i,o | μ_j,o, Σ_j,oo)",
+        (observed_responsibilities,),
+    ),
+    "eq-conditional-gaussian": Equation(
+        "chapters/missing/02_e_step.ipynb",
+        "x_m | x_o ~ N(μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o), Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om)",
+        (conditional_moments,),
+    ),
+    "eq-expected-statistics": Equation(
+        "chapters/missing/02_e_step.ipynb",
+        "N_k = Σ_i w_i γ_ik, Σ_i w_i γ_ik x̂_ik, Σ_i w_i γ_ik (x̂_ik x̂_ikᵀ + C_ik)",
+        (expected_statistics,),
+    ),
+    "eq-q-missing": Equation(
+        "chapters/missing/03_m_step.ipynb",
+        "Q = Σ_i Σ_k γ_ik [log p_k − ½ log|2πΣ_k| − ½ tr(Σ_k⁻¹((x̂_ik − μ_k)(x̂_ik − μ_k)ᵀ + C_ik))]",
+        (q_function_missing,),
+    ),
+    "eq-missing-m-step": Equation(
+        "chapters/missing/03_m_step.ipynb",
+        "p_k = N_k / Σ w, μ_k = Σ w γ x̂ / N_k, Σ_k = Σ w γ [(x̂ − μ_k)(x̂ − μ_k)ᵀ + C] / N_k",
+        (m_step_missing,),
     ),
 }

@@ -229,3 +229,30 @@ def test_targets_of_the_other_types_the_high_dimensional_case_and_predictions(be
     assert checks["medium-tied-predict"].value == pytest.approx(10.0)
     assert "per call" in checks["medium-tied-predict"].describe()
     assert "per iteration" in checks["high-dimensional"].describe()
+
+
+def _with_missing_case(bench, seconds, mib=7.0):
+    """The fixture plus the missing-value case at 100,000 × 8 × 8, 20 % missing."""
+    out = copy.deepcopy(bench)
+    missing = case("medium-missing", 100_000, 8, 8, flops=False)
+    missing.update(operation="fit-missing", missing_rate=0.2)
+    out["cases"].append(missing)
+    out["results"].append(result("medium-missing", "gmmlib", seconds, mib))
+    return out
+
+
+def test_missing_values_target(bench):
+    assert report.missing_values(bench) is None  # no such case: no check
+    met = report.missing_values(_with_missing_case(bench, 0.05))  # 0.05 / 0.02 = 2.5x
+    assert met.met and met.value == pytest.approx(2.5) and met.target == "missing values"
+    assert "takes 2.50× the complete-data fit's (target: within 3×)" in met.describe()
+    assert met.size == "100,000 × 8 × 8 (20% missing)"
+    slow = report.missing_values(_with_missing_case(bench, 0.07))  # 3.5x
+    assert not slow.met and slow.value == pytest.approx(3.5)
+    # the other targets, the table and the chart read the complete-data cases only
+    both = _with_missing_case(bench, 0.05)
+    assert report.check_targets(both) == report.check_targets(bench)
+    assert report.rows(both) == report.rows(bench)
+    text = report.text_report(both)
+    assert "met      gmmlib at 100,000 × 8 × 8 (20% missing): an iteration takes 2.50×" in text
+    assert "the fit adds 7.0 MiB (73 bytes per row)" in report.readme_table(both)

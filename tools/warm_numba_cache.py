@@ -3,7 +3,8 @@
 `make install` runs this, so that the first `make check` does not spend half a minute
 compiling: Numba compiles a kernel once per combination of argument types (float64 or
 float32, C-ordered, strided or read-only data, with or without weights), and the tests
-use about a dozen. Without Numba there is nothing to compile.
+use about a dozen (and four for data with missing values). Without Numba there is
+nothing to compile.
 """
 
 import importlib.util
@@ -47,3 +48,16 @@ with tempfile.TemporaryDirectory() as tmp:
                         engine.step(weights, means, prec)
                         engine.mean_log_likelihood(weights, means, prec)
         del mm
+
+# EM with missing values (gmmlib._missing_engine): the kernels that take a group of rows per
+# pattern of missing entries, with and without weights.
+holes = X.copy()
+holes[::3, 0] = np.nan
+for covariance_type in ("full", "diag"):
+    for sample_weight in (None, w):
+        model = gmmlib.GaussianMixture(
+            2, covariance_type=covariance_type, max_iter=2, missing="em", random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(holes, sample_weight=sample_weight)
