@@ -287,6 +287,10 @@ def readme_table(bench: dict) -> str:
     text = missing_values_text(bench)
     if text:
         lines += ["", text]
+    checks = check_targets(bench)
+    if checks:
+        lines += ["", "The targets, in this run:", ""]
+        lines += [f"- {'met' if c.met else '**not met**'}: {c.describe()}" for c in checks]
     return "\n".join(lines)
 
 
