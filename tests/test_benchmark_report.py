@@ -116,7 +116,10 @@ def test_markdown_tables(bench):
     limit = next(line for line in readme if "GFLOP" in line)
     assert "16.4 GFLOP" in limit and "gmmlib reaches **40%**" in limit
     # then the targets, each with its verdict (40% of the limit: below the 60% target)
-    assert "- **not met**: gmmlib at 1,000,000 × 16 × 16: 40% of the compute limit" in readme
+    assert any(
+        line.startswith("- **not met**: gmmlib at 1,000,000 × 16 × 16: 40% of the")
+        for line in readme
+    )
     assert readme[-1].startswith("- met: gmmlib at 1,000,000 × 16 × 16: a fit adds")
 
 
