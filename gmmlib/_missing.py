@@ -35,12 +35,14 @@ chapters/missing/02_e_step.ipynb and chapters/missing/03_m_step.ipynb.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
+from ._blocks import blas_single_thread
 from ._gaussian import LOG_2PI, _log_resp_beyond_overflow
 from ._m_step import params_from_sums
 from ._validation import (
@@ -180,6 +182,19 @@ class _Blocks(NamedTuple):
     conditional: np.ndarray  # (K, |m|, |m|): Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
 
 
+def _one_blas_thread(core):
+    """Run ``core`` with BLAS on one thread: its products and solves are per pattern and
+    small, where BLAS threads only add synchronisation (and, on a busy machine, wait for
+    a free core at every call)."""
+
+    @functools.wraps(core)
+    def wrapped(*args, **kwargs):
+        with blas_single_thread():
+            return core(*args, **kwargs)
+
+    return wrapped
+
+
 def _blocks(covariances, observed) -> _Blocks:
     """The sub-blocks of (K, d, d) covariances for the coordinates ``observed`` (d,) bool.
 
@@ -240,6 +255,7 @@ def _chunks(patterns: Patterns):
             yield p, rows[start : start + _ROWS]
 
 
+@_one_blas_thread
 def _observed_e_step(X, weights, means, covariances, patterns):
     """(log γ (N, K), log P(x_i,o | θ) (N,)) from the observed coordinates of every row.
 
@@ -275,6 +291,7 @@ def _conditional_means(x, means, b: _Blocks):
     return xhat
 
 
+@_one_blas_thread
 def _expected_sums(X, resp, means, covariances, patterns, centres):
     """(N_k, Σ_i γ_ik y_ik, Σ_i γ_ik (y_ik y_ikᵀ + C_ik)) with y_ik = x̂_ik - c_k.
 
@@ -302,6 +319,7 @@ def _expected_sums(X, resp, means, covariances, patterns, centres):
     return counts, sum_y, sum_yy
 
 
+@_one_blas_thread
 def _impute(X, weights, means, covariances, patterns):
     """Σ_k γ_ik x̂_ik for every row (N, d), γ from the observed coordinates."""
     out = np.empty_like(X)
