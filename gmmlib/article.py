@@ -101,11 +101,14 @@ def article_samples(n_samples: int = N_SAMPLES, random_state=SEED):
     return sample_mixture(n_samples, weights, means, covariances, "full", random_state)
 
 
-#: The book's "current guess" θ⁽ᵗ⁾: the one imperfect set of parameters that every
-#: chapter saying "the current guess" starts from (equal weights, means moved by about
-#: 1.5 from the truth, covariances of the wrong shape), as EM might hold it early on.
+#: The weights of the book's "current guess" θ⁽ᵗ⁾, the one imperfect set of parameters
+#: that every chapter saying "the current guess" starts from (equal weights, means moved
+#: by about 1.5 from the truth, covariances of the wrong shape), as EM might hold it
+#: early on. :func:`~gmmlib.article.current_guess` returns copies of all three.
 CURRENT_WEIGHTS = np.full(3, 1 / 3)
+#: The means of the current guess.
 CURRENT_MEANS = MEANS + np.array([[1.0, -1.0], [-1.5, 1.0], [-1.0, -1.5]])
+#: The covariances of the current guess.
 CURRENT_COVARIANCES = np.array(
     [[[1.5, 0.5], [0.5, 1.0]], [[1.0, -0.3], [-0.3, 2.0]], [[2.5, 0.0], [0.0, 1.2]]]
 )
