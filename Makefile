@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb chapters/*/*.ipynb))
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: install book check check-nonumba test test-book lint execute lab bench clean
+.PHONY: install book book-zh pot check check-nonumba test test-book lint execute lab bench clean
 
 install: $(STAMP)
 
@@ -25,9 +25,52 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python tools/warm_numba_cache.py
 	touch $(STAMP)
 
-## make book: build the HTML book into _build/html (no warnings allowed)
+## make book: build the HTML book into _build/html (no warnings allowed), then its Chinese
+## edition into _build/html/zh (make book-zh)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+	$(MAKE) book-zh
+
+## The Chinese edition (README, "The Chinese edition"). `jupyter-book build` cannot set the
+## language, so book-zh runs sphinx-build on the conf.py that `jupyter-book config
+## sphinx .` generates from _config.yml: it is written at the root only for the length of
+## the sphinx-build and removed afterwards, whatever the outcome (never commit it). _ext is
+## put on the path for the book's extension (_ext/zh_edition.py). ZH_WORK holds the
+## extracted templates, the zh doctrees and the zh HTML (building straight into
+## _build/html/zh would drop the zh build's executed-notebook folder into the English site);
+## HTML_OUT is where the English edition is (the zh HTML is copied into HTML_OUT/zh).
+ZH_LANG  := zh_CN
+ZH_WORK  ?= _build/zh
+HTML_OUT ?= _build/html
+ZH_SPHINX = $(BIN)/jupyter-book config sphinx . >/dev/null && status=0 && \
+  PYTHONPATH=_ext $(BIN)/sphinx-build -q
+ZH_DONE  = || status=$$?; rm -f conf.py; exit $$status
+
+## make pot: extract the English messages (one catalog per page) and update
+## locales/zh_CN/LC_MESSAGES/<page>.po: translations of unchanged messages are kept, a
+## changed message is marked fuzzy (its old translation kept as a suggestion), a message
+## gone from the English is kept as obsolete (#~). Then translate the new and fuzzy entries.
+## (Extraction runs Jupyter Book's gettext builder with its own output path: sharing the
+## HTML build's would mix their doctrees.)
+pot: $(STAMP)
+	rm -rf $(ZH_WORK)/pot
+	$(BIN)/jupyter-book build . --builder custom --custom-builder gettext \
+	  --path-output $(ZH_WORK)/pot >/dev/null
+	$(BIN)/sphinx-intl update -p $(ZH_WORK)/pot/_build/gettext -d locales -l $(ZH_LANG) \
+	  -w 0 >/dev/null
+	$(BIN)/python tests/book/test_translation.py --summary
+
+## make book-zh: the Chinese edition alone (the English one must be built: it is copied into
+## HTML_OUT/zh); warnings are errors, as for the English edition
+## (Sphinx compiles each .po into a .mo beside it: it is given a copy of locales/ in ZH_WORK,
+## so that no compiled catalog lands in the sources.)
+book-zh: $(STAMP)
+	rm -rf $(ZH_WORK)/html $(ZH_WORK)/locales
+	mkdir -p $(ZH_WORK) && cp -r locales $(ZH_WORK)/locales
+	$(ZH_SPHINX) -b html -D language=$(ZH_LANG) -D locale_dirs=$(abspath $(ZH_WORK))/locales \
+	  $(BOOK_FLAGS) -d $(ZH_WORK)/doctrees . $(ZH_WORK)/html $(ZH_DONE)
+	rm -rf $(HTML_OUT)/zh
+	cp -r $(ZH_WORK)/html $(HTML_OUT)/zh
 
 ## make check: the fast loop: lint, then the package tests (tests/*.py), gmmlib's doctests
 ## and the example of gmmlib/README.md (pyproject's testpaths); no book, no browser, and
@@ -81,12 +124,22 @@ execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 
-## make lab: JupyterLab from the project's venv, with gmmlib installed (JupyterLab is
-## installed on first use only: the book and the tests don't need it). JupyterLab refuses
-## to run as root unless told, as on a container or CI machine.
+## make lab: JupyterLab from the project's venv, with gmmlib installed and jupyterlab-myst,
+## which renders the notebooks' MyST markup as the book does (README, "Running the notebooks
+## in JupyterLab"). make lab-deps installs requirements-lab.txt (once, again when it
+## changes); make test-book needs it too, for the JupyterLab test (tests/book/test_lab.py).
+## JupyterLab refuses to run as root unless told, as on a container or CI machine.
+LAB_STAMP := $(VENV)/.lab-installed
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
-lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6
+.PHONY: lab-deps
+lab-deps: $(LAB_STAMP)
+$(LAB_STAMP): requirements-lab.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.txt -r requirements-lab.txt
+	$(BIN)/jupyter labextension list 2>&1 | grep -q "jupyterlab-myst.*enabled.*OK"
+	touch $(LAB_STAMP)
+test-book: $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(LAB_FLAGS) chapters
 
 ## make bench: the speed and memory benchmark (prints a table, writes

@@ -20,6 +20,10 @@ that every internal link to an equation (``#equation-...``: the ``{eq}`` referen
 chapters and the ``:eq:`` links of the API reference) lands on an element id that exists on the
 target page as the browser sees it.
 
+The pages of the Chinese edition (``_build/html/zh``, built by ``make book``) are checked in
+the same way, and a further test checks that every page's language switch (English / 中文) leads
+to the same page of the other edition.
+
 The module is skipped, with a message saying why, when no chromium is installed
 (``apt-get install chromium``; Playwright's own browser download is never used) or when the
 book has not been built (``make book``).
@@ -57,6 +61,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The Chinese edition's folder in the built site.
+ZH = "zh"
 # Pages Sphinx generates for navigation, not part of the book's text.
 NOT_BOOK_PAGES = {"genindex.html", "search.html", "py-modindex.html", "index.html"}
 PAGE_TIMEOUT_MS = 30_000
@@ -87,14 +93,21 @@ async_api = pytest.importorskip("playwright.async_api", reason="playwright is no
 
 
 def book_pages() -> list[str]:
+    """The pages of both editions: the English one at the root, the Chinese one under zh/
+    (`make book`). Sphinx's generated pages (NOT_BOOK_PAGES) are left out in both, among them
+    each edition's index.html, a redirect to intro.html that never finishes loading; so are
+    folders such as _static, _images and _sources, at the root and under zh/."""
     pages = []
     for path in sorted(HTML.rglob("*.html")):
         rel = path.relative_to(HTML).as_posix()
-        if rel.startswith(("_", ".")) or rel in NOT_BOOK_PAGES:
+        if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            continue
+        if rel.removeprefix(f"{ZH}/") in NOT_BOOK_PAGES:
             continue
         pages.append(rel)
-    # The root page first, then the book's order is the file order within each part.
-    return sorted(pages, key=lambda p: (p != "intro.html", p))
+    # The root page first, then the book's order is the file order within each part; the
+    # Chinese edition after the English one.
+    return sorted(pages, key=lambda p: (p.startswith(f"{ZH}/"), not p.endswith("intro.html"), p))
 
 
 PAGES = book_pages()
@@ -129,6 +142,7 @@ class PageReport:
     tofu: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     links: list[str] = field(default_factory=list)
+    switches: list[str] = field(default_factory=list)
 
 
 # -- what runs in the page --------------------------------------------------------------------
@@ -213,6 +227,7 @@ COLLECT_IDS_AND_LINKS = """
 () => ({
   ids: [...document.querySelectorAll('[id]')].map(e => e.id),
   links: [...document.querySelectorAll('a[href*="#"]')].map(a => a.href),
+  switches: [...document.querySelectorAll('a.lang-switch')].map(a => a.href),
 })
 """
 
@@ -283,6 +298,7 @@ async def visit(context, base_url: str, rel_page: str) -> PageReport:
         report.tofu = await page.evaluate(MISSING_GLYPHS, report.math["chars"])
         found = await page.evaluate(COLLECT_IDS_AND_LINKS)
         report.ids, report.links = set(found["ids"]), found["links"]
+        report.switches = found["switches"]
         await save_screenshot(context, page, SCREENSHOTS / Path(rel_page).with_suffix(".png"))
     except Exception as exc:  # reported by the page's test, not raised by the fixture
         problems.append(f"could not check the page: {type(exc).__name__}: {exc}")
@@ -371,3 +387,27 @@ def test_equation_links_land_on_existing_anchors(book):
     if api in reports:
         api_links = [h for h in reports[api].links if urldefrag(h)[1].startswith("equation-")]
         assert api_links, f"{api} has no link to an equation (docstrings name them with :eq:)"
+
+
+def test_language_switch_leads_to_the_same_page_in_the_other_edition(book):
+    """Every page has one language switch; it leads to the same page of the other edition (a
+    page that was opened and checked above), whose switch leads back."""
+    base_url, reports = book
+    problems = []
+    for rel_page, report in reports.items():
+        if len(report.switches) != 1:
+            problems.append(f"{rel_page}: {len(report.switches)} language switches, not 1")
+            continue
+        url = urldefrag(report.switches[0])[0]
+        target = unquote(url[len(base_url) :]) if url.startswith(base_url) else url
+        expected = rel_page.removeprefix(f"{ZH}/")
+        if not rel_page.startswith(f"{ZH}/"):
+            expected = f"{ZH}/{rel_page}"
+        if target != expected:
+            problems.append(f"{rel_page}: the switch leads to {target}, not {expected}")
+        elif target not in reports:
+            problems.append(f"{rel_page}: the switch leads to {target}, which was not built")
+    assert not problems, "language switches (build both editions with `make book`):\n" + (
+        "\n".join(problems)
+    )
+    assert any(p.startswith(f"{ZH}/") for p in reports), f"no Chinese edition in {HTML / ZH}"
