@@ -314,12 +314,14 @@ class ComputeLimit:
 
 
 def compute_limit(bench: dict) -> ComputeLimit | None:
-    """The limit at the largest case with a flop count (full-covariance fits)."""
+    """The limit at the case with the most samples among those with a flop count
+    (full-covariance fits): the large case, not the high-dimensional one (more flops, few
+    samples: its target is a speed-up)."""
     counted = [c for c in cases(bench) if c.get("flops_per_iteration")]
     gflops = bench["matmul"].get("gflops")
     if not counted or not gflops:
         return None
-    case = counted[-1]
+    case = max(counted, key=lambda c: (c["n_samples"], _work(c)))
     return ComputeLimit(case["name"], size_label(case), case["flops_per_iteration"], gflops)
 
 

@@ -236,6 +236,8 @@ def test_targets_of_the_other_types_the_high_dimensional_case_and_predictions(be
     assert checks["medium-tied-predict"].value == pytest.approx(10.0)
     assert "per call" in checks["medium-tied-predict"].describe()
     assert "per iteration" in checks["high-dimensional"].describe()
+    # more flops than the large case, but the compute limit is the large case's (most N)
+    assert report.compute_limit(more).case == "large"
 
 
 def _with_missing_case(bench, seconds, mib=7.0):
