@@ -114,8 +114,8 @@ test-book: $(STAMP)
 	$(BIN)/python -m pytest -q tests/book chapters $(NBVAL_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gmmlib tests benchmarks tools conftest.py
-	$(BIN)/ruff format --check gmmlib tests benchmarks tools conftest.py
+	$(BIN)/ruff check gmmlib tests benchmarks tools _ext conftest.py
+	$(BIN)/ruff format --check gmmlib tests benchmarks tools _ext conftest.py
 	@# the notebooks' code cells, at the book's 88 columns (outputs are not touched)
 	$(BIN)/ruff format --check --line-length 88 chapters
 
