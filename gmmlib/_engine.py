@@ -522,11 +522,16 @@ def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend=
             rows = slice(start, stop)
             block_X = np.asarray(X[start:stop], dtype=np.float64)
         log_resp, log_norm = _e_step(block_X, weights, means, prec_chol, covariance_type)
-        if what == "score_samples":
-            log_density[rows] = log_norm
-        elif what == "predict":
-            # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow
-            labels[rows] = np.argmax(log_resp, axis=1)
-        else:
-            resp_out[rows] = np.exp(log_resp)
+        output[rows] = from_e_step(what, log_resp, log_norm)
     return output
+
+
+def from_e_step(what, log_resp, log_norm):
+    """``what`` of rows from their E-step: log P (score_samples), the most responsible
+    component (predict, from log γ, not log p_k φ_ik: far from every component all φ_ik
+    underflow) or γ (predict_proba)."""
+    if what == "score_samples":
+        return log_norm
+    if what == "predict":
+        return np.argmax(log_resp, axis=1)
+    return np.exp(log_resp)

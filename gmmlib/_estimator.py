@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from ._engine import EMEngine, improves, row_results
+from ._engine import EMEngine, from_e_step, improves, row_results
 from ._gaussian import precision_cholesky
 from ._init import initial_parameters
 from ._missing import _impute, _observed_e_step, filled_with_column_means, full_covariances
@@ -109,13 +109,7 @@ def _predict_rows(X, what, params, covariance_type, backend, n_threads=None, cov
     with_holes = np.asarray(X[holes], dtype=np.float64)
     patterns = _missingness_patterns(np.isnan(with_holes))
     log_resp, log_norm = _observed_e_step(with_holes, weights, means, covariances, patterns)
-    if what == "score_samples":
-        out[holes] = log_norm
-    elif what == "predict":
-        # from log γ, not log p_k φ_ik: far from every component all φ_ik underflow to 0
-        out[holes] = np.argmax(log_resp, axis=1)
-    else:
-        out[holes] = np.exp(log_resp)
+    out[holes] = from_e_step(what, log_resp, log_norm)
     return out
 
 
