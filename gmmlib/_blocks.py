@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -254,11 +254,14 @@ class BlockThreads:
             yield
 
     def map(self, work, starts: np.ndarray) -> list:
-        """``work(starts[t::T], workspace_t)`` for each thread t of T; the results in order.
+        """``work(share_t, workspace_t)`` for each thread t of T; the results in order.
 
         ``work`` is called with an array of block starts and the thread's workspace;
-        thread t takes blocks t, t + T, ... (the calling thread takes share 0). An
-        exception in any thread is raised here, after all threads have finished.
+        the blocks are cut into T runs of consecutive blocks, thread t taking run t
+        (the calling thread the first). Consecutive rows keep each core's reads
+        sequential, which the hardware prefetcher follows: on this project's 2-core
+        machine an interleaved split was about 25 % slower. An exception in any thread
+        is raised here, after all threads have finished.
         """
         workspaces = self._workspaces
         if len(starts) == 1:
@@ -267,10 +270,39 @@ class BlockThreads:
         with self.single_threaded_blas():
             if n_threads == 1:
                 return [work(starts, workspaces[0])]
-            with ThreadPoolExecutor(n_threads - 1) as pool:
-                others = [
-                    pool.submit(work, starts[t::n_threads], workspaces[t])
-                    for t in range(1, n_threads)
-                ]
-                mine = work(starts[::n_threads], workspaces[0])
-                return [mine, *(future.result() for future in others)]
+            shares = np.array_split(starts, n_threads)
+            pool = _worker_pool(n_threads - 1)
+            others = [pool.submit(work, shares[t], workspaces[t]) for t in range(1, n_threads)]
+            try:
+                mine = work(shares[0], workspaces[0])
+            finally:
+                wait(others)  # every share finishes before anything is raised
+            return [mine, *(future.result() for future in others)]
+
+
+_POOL: list = []  # [ThreadPoolExecutor, its number of threads], made on first use
+_POOL_LOCK = threading.Lock()
+
+
+def _worker_pool(n_workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least ``n_workers`` threads, kept from pass to pass.
+
+    Starting threads at every pass costs some hundred microseconds: a good part of a
+    small problem's iteration. The workers never wait on each other (each runs one
+    share of a pass), so engines in several Python threads can share them. A forked
+    child gets a new pool (the parent's threads do not exist there).
+    """
+    with _POOL_LOCK:
+        if not _POOL or _POOL[1] < n_workers:
+            if _POOL:
+                _POOL[0].shutdown(wait=False)
+            _POOL[:] = [ThreadPoolExecutor(n_workers, thread_name_prefix="gmmlib"), n_workers]
+        return _POOL[0]
+
+
+def _forget_pool_in_child() -> None:
+    _POOL.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)

@@ -111,11 +111,12 @@ def e_step_constants(weights, means, prec_chol, covariance_type):
     return DiagConstants(_HALF * scale, _HALF * centred * scale, ref, log_const)
 
 
-#: The tied kernel's scatter Σ_i w_i y_i y_iᵀ is turned into the components' scatters
-#: by subtracting terms of size N·|c_k|², c_k = Uᵀ(μ_k - r)/√2: that loses about
-#: log10(1 + 2|c_k|²/d) digits. Beyond this |c_k|² (means more than ~100 standard
-#: deviations from the reference point) the per-component full kernel is used instead.
-_TIED_EXPANSION_MAX = 1e4
+#: The expanded kernels (tied: one whitening for all components; diagonal and
+#: spherical: log-densities as one matrix product) sum about the reference point r and
+#: subtract terms of size N·|c_k|², c_k = Uᵀ(μ_k - r)/√2, to get the sums about each
+#: mean: that loses about log10(1 + 2|c_k|²) digits. Beyond this |c_k|² (a mean more
+#: than ~100 standard deviations from r) the per-component kernels are used instead.
+_EXPANSION_MAX = 1e4
 
 
 def _tied_parts(constants, d):
@@ -145,9 +146,50 @@ def tied_second(scatter, first, shared, centres):
     return second
 
 
+def expansion_coefficients(constants, spherical: bool = False):
+    """The expanded diagonal kernels' coefficients, or None where they would lose digits.
+
+    log p_k + log φ(x | θ_k) = log_const_k - Σ_j (s_kj u_j - c_kj)², with u = x - r,
+    s = ``scale`` and c = ``shift``; expanded, it is linear in [u; 1; u²], with
+    coefficients 2 s_kj c_kj, log_const_k - Σ_j c_kj² and -s_kj²: (K, 2d + 1). For
+    spherical covariances s_kj = s_k, so the squares enter through |u|² alone, with
+    coefficient -s_k²: (K, d + 2). None when a component's Σ_j c_kj² exceeds
+    ``_EXPANSION_MAX`` (see there).
+    """
+    scale, shift, _, log_const = constants
+    centre_sq = np.sum(shift**2, axis=1)
+    if not np.max(centre_sq) <= _EXPANSION_MAX:
+        return None
+    squares = -(scale[:, :1] ** 2) if spherical else -(scale**2)
+    return np.ascontiguousarray(
+        np.hstack([2.0 * scale * shift, (log_const - centre_sq)[:, None], squares])
+    )
+
+
+def expanded_sums(loglik, first, constants) -> Sums:
+    """The diagonal kernels' ``Sums`` from the expanded kernel's Σ_i w_i γ_ik [u_i; 1; u_i²].
+
+    Σ_i w_i γ_ik z_ikj² with z = s u - c is s² Σγu² - 2 s c Σγu + c² N_k, per k and j.
+    From a spherical kernel's Σγ|u|² only the sum over j is known: each of a
+    component's d entries holds its mean, which is all the spherical M-step uses
+    (``params_from_sums`` averages the d variances; ``_cancellation`` tests their sum).
+    """
+    scale, shift = constants[:2]
+    d = scale.shape[1]
+    sum_u, counts = first[:d].T, first[d]
+    if first.shape[0] == 2 * d + 1:
+        second = scale**2 * first[d + 1 :].T - 2.0 * scale * shift * sum_u
+        second += shift**2 * counts[:, None]
+    else:  # spherical: one scale per component, and Σγ|u|² in the last row
+        total = scale[:, 0] ** 2 * first[d + 1] - 2.0 * np.sum(scale * shift * sum_u, axis=1)
+        total += np.sum(shift**2, axis=1) * counts
+        second = np.repeat(total[:, None] / d, d, axis=1)
+    return Sums(loglik, np.ascontiguousarray(first[: d + 1]), second)
+
+
 def block_sums(
     X, sample_weight, constants, scores_only, backend, block_size, run, recentred=None,
-    tied=False,
+    covariance_type=None,
 ) -> Sums:  # fmt: skip
     """The sums over the rows of ``X``, block by block.
 
@@ -168,9 +210,9 @@ def block_sums(
     K = constants.log_const.shape[0]
     block = min(block_size or default_block_size(K, d, kernels.backend), n_samples)
 
-    if tied and recentred is None and kernels.backend == "numba":
+    if covariance_type == "tied" and recentred is None and kernels.backend == "numba":
         shared, centres = _tied_parts(constants, d)
-        if np.max(np.sum(centres**2, axis=1)) <= _TIED_EXPANSION_MAX:
+        if np.max(np.sum(centres**2, axis=1)) <= _EXPANSION_MAX:
             from ._kernels import compiled_tied_sums
 
             def tied_work(starts, workspace):
@@ -181,6 +223,21 @@ def block_sums(
                 return Sums(loglik, first, tied_second(scatter, first, shared, centres))
 
             return Sums.total(run(tied_work, block_starts(n_samples, block)))
+
+    coefficients = None
+    if not full and recentred is None and kernels.backend == "numba":
+        coefficients = expansion_coefficients(constants, covariance_type == "spherical")
+    if coefficients is not None:
+        from ._kernels import compiled_expanded_sums
+
+        def expanded_work(starts, workspace):
+            del workspace
+            first = np.zeros((coefficients.shape[1], K))
+            args = (coefficients, constants.ref, first, scores_only)
+            loglik = compiled_expanded_sums(X, sample_weight, starts, block, *args)
+            return expanded_sums(loglik, first, constants)
+
+        return Sums.total(run(expanded_work, block_starts(n_samples, block)))
 
     def work(starts, workspace):
         first, second = np.zeros((d + 1, K)), np.zeros((K, d, d) if full else (K, d))
@@ -340,7 +397,7 @@ class EMEngine:
             backend=backend,
             block_size=self._block_size,
             recentred=recentred,
-            tied=self.covariance_type == "tied",
+            covariance_type=self.covariance_type,
         )
         if self._dask is None:
             result = sums(self.X, self.sample_weight, run=self._threads.map)
@@ -453,6 +510,10 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
             # one pooled covariance: its variances are the sums over the components
             second, kept = second.sum(axis=0), kept.sum(axis=0)
             unused = ~(second > 0)
+        elif covariance_type == "spherical":
+            # one variance per component: the sum over the coordinates
+            second, kept = second.sum(axis=1), kept.sum(axis=1)
+            unused = ~(second > 0) | ~(counts > 0)
         else:
             unused = ~(second > 0) | ~(counts[:, None] > 0)
         loss = np.where(kept > 0, second / kept, np.inf)
@@ -491,16 +552,20 @@ def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend=
     kernels, rows_X = kernels_for(X, backend)
     n_bad = 0
     if kernels.backend == "numba" and n_samples:
-        from ._kernels import compiled_diag_rows, compiled_full_rows
+        from ._kernels import compiled_diag_rows, compiled_expanded_rows, compiled_full_rows
 
         constants = e_step_constants(weights, means, prec_chol, covariance_type)
         full = isinstance(constants, FullConstants)
-        kernel = compiled_full_rows if full else compiled_diag_rows
+        kernel, arguments = compiled_full_rows if full else compiled_diag_rows, constants
+        if not full:
+            coefficients = expansion_coefficients(constants, covariance_type == "spherical")
+            if coefficients is not None:
+                kernel, arguments = compiled_expanded_rows, (coefficients, constants.ref)
         block = min(default_block_size(K, d, "numba"), n_samples)
 
         def work(starts, workspace):
             del workspace
-            return kernel(rows_X, starts, block, *constants, log_density, labels, resp_out)
+            return kernel(rows_X, starts, block, *arguments, log_density, labels, resp_out)
 
         threads = BlockThreads(default_threads() if n_threads is None else n_threads)
         n_bad = sum(threads.map(work, block_starts(n_samples, block)))

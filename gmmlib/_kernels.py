@@ -383,13 +383,11 @@ def exp_nonpositive(x, out):
     used (rare in EM: such terms are below 1e-307 of the row's largest).
     """
     size = x.shape[0]
-    pow2 = np.empty(size)
-    pow2_bits = pow2.view(np.int64)
-    for i in range(size):
+    out_bits = out.view(np.int64)
+    for i in range(size):  # one loop: every value stays in registers
         xi = max(x[i], _EXP_FAST_MIN)
         shifted = xi * _INV_LN2 + _ROUND_MAGIC
         n = shifted - _ROUND_MAGIC  # round(x / ln 2), exactly
-        pow2[i] = shifted
         r = (xi - n * _LN2_HI) - n * _LN2_LO
         p = 1.0 / 6227020800.0
         p = p * r + 1.0 / 479001600.0
@@ -404,11 +402,11 @@ def exp_nonpositive(x, out):
         p = p * r + 1.0 / 6.0
         p = p * r + 0.5
         p = p * r + 1.0
-        out[i] = p * r + 1.0
-    for i in range(size):  # n from the sum's low bits, then the float64 2^n
-        pow2_bits[i] = (pow2_bits[i] - _ROUND_MAGIC_BITS + 1023) << 52
-    for i in range(size):
-        out[i] *= pow2[i]
+        p = p * r + 1.0
+        # 2^n from n in the sum's low bits: out briefly holds the sum, read as bits
+        out[i] = shifted
+        out_bits[i] = (out_bits[i] - _ROUND_MAGIC_BITS + 1023) << 52
+        out[i] *= p
     for i in range(size):
         if x[i] < _EXP_FAST_MIN:
             out[i] = np.exp(x[i])
@@ -449,19 +447,17 @@ def _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_o
     loglik = 0.0
     row_factor = np.empty(rows)  # w_i / Σ_k exp(.)
     if sample_weight is None:
+        for b in range(rows):
+            loglik += row_max[b]
+            row_factor[b] = 1.0 / row_total[b]
         # Σ_i log(total_i) as logs of products: each total is between 1 and K, so a
         # product of ``group`` of them stays below 2^1000; one log per group, not per row.
         group = min(64, max(1, int(1000.0 / np.log2(max(K, 2)))))
-        product, count = 1.0, 0
-        for b in range(rows):
-            loglik += row_max[b]
-            product *= row_total[b]
-            count += 1
-            if count == group:
-                loglik += np.log(product)
-                product, count = 1.0, 0
-            row_factor[b] = 1.0 / row_total[b]
-        loglik += np.log(product)
+        for first_row in range(0, rows, group):
+            product = 1.0
+            for b in range(first_row, min(first_row + group, rows)):
+                product *= row_total[b]
+            loglik += np.log(product)
     else:
         for b in range(rows):
             w = sample_weight[start + b]
@@ -634,6 +630,62 @@ def compiled_diag_sums(
     return loglik
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _load_expanded(X, start, rows, ref, xt):
+    """xt = [u; 1; u²] (2d + 1, rows), or [u; 1; |u|²] (d + 2, rows), u = x - r.
+
+    The squares one by one for diagonal covariances, their sum for spherical ones
+    (which of the two: by ``xt``'s number of rows; for d = 1 they are the same).
+    """
+    d = X.shape[1]
+    # Row by row of xt: its rows lie a power of two of bytes apart for the usual block
+    # sizes, so writing a column at a time would hit one cache set 2d + 1 times.
+    for j in range(d):
+        for b in range(rows):
+            xt[j, b] = X[start + b, j] - ref[j]
+    for b in range(rows):
+        xt[d, b] = 1.0
+    if xt.shape[0] == 2 * d + 1:
+        for j in range(d):
+            for b in range(rows):
+                xt[d + 1 + j, b] = xt[j, b] * xt[j, b]
+    else:
+        for b in range(rows):
+            xt[d + 1, b] = 0.0
+        for j in range(d):
+            for b in range(rows):
+                xt[d + 1, b] += xt[j, b] * xt[j, b]
+
+
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
+def compiled_expanded_sums(X, sample_weight, starts, block, coefficients, ref, first, scores_only):
+    """Diagonal and spherical covariances through two BLAS products per block.
+
+    With u = x - r, a component's log p_k + log φ(x | θ_k) is a linear function of
+    [u; 1; u²] ([u; 1; |u|²] for spherical covariances): ``coefficients`` (K, 2d + 1)
+    or (K, d + 2) holds it (``gmmlib._engine``'s ``expansion_coefficients``), so the
+    block's log-joints are one matrix product, and ``first`` (2d + 1 or d + 2, K)
+    receives Σ_i w_i γ_ik [u_i; 1; u_i²], from which the engine gets the second sums
+    (``expanded_sums``). The expansion cancels when a mean lies many standard
+    deviations from r: the engine uses this kernel only where that loses few digits
+    (``_EXPANSION_MAX``).
+    """
+    N = X.shape[0]
+    K, width = coefficients.shape
+    xt_buffer = np.empty(width * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    loglik = 0.0
+    for start in starts:
+        rows = min(block, N - start)
+        xt = xt_buffer[: width * rows].reshape(width, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
+        _load_expanded(X, start, rows, ref, xt)
+        np.dot(coefficients, xt, log_joint)
+        loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
+    return loglik
+
+
 # -- per-row results of a fitted model (score_samples, predict, predict_proba) -----------
 @njit(inline="always", fastmath=_FASTMATH)
 def _row_results(log_joint, resp, start, log_density, labels, resp_out):
@@ -647,15 +699,16 @@ def _row_results(log_joint, resp, start, log_density, labels, resp_out):
     """
     K, rows = log_joint.shape
     row_max = np.full(rows, -np.inf)
-    row_arg = np.full(rows, -1)
-    # Without branches (an unpredictable branch per entry costs more than the entry):
-    # the maxima first, then the first component that attains each, as np.argmax.
+    row_arg = np.full(rows, K)
+    # Without branches or selects (an unpredictable branch per entry costs more than
+    # the entry, and this compiler does not vectorise the select): the maxima first,
+    # then the smallest k whose log-joint attains each, as np.argmax, by arithmetic.
     for k in range(K):
         for b in range(rows):
             row_max[b] = max(row_max[b], log_joint[k, b])
-    for k in range(K - 1, -1, -1):
+    for k in range(K):
         for b in range(rows):
-            row_arg[b] = k if log_joint[k, b] == row_max[b] else row_arg[b]
+            row_arg[b] = min(row_arg[b], k + K * (log_joint[k, b] != row_max[b]))
     n_bad = 0
     for b in range(rows):
         if not row_max[b] > -np.inf:  # no finite log-joint: left to the reference path
@@ -745,6 +798,25 @@ def compiled_diag_rows(
                     v = scale[k, j] * centred[j] - shift[k, j]
                     half_dist += v * v
                 log_joint[k, b] = log_const[k] - half_dist
+        n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
+    return n_bad
+
+
+@_cached_njit(nogil=True, fastmath=_FASTMATH)
+def compiled_expanded_rows(X, starts, block, coefficients, ref, log_density, labels, resp_out):
+    """Per-row results for diagonal and spherical covariances, as ``compiled_expanded_sums``."""
+    N = X.shape[0]
+    K, width = coefficients.shape
+    xt_buffer = np.empty(width * block)
+    log_joint_buffer, resp_buffer = np.empty(K * block), np.empty(K * block)
+    n_bad = 0
+    for start in starts:
+        rows = min(block, N - start)
+        xt = xt_buffer[: width * rows].reshape(width, rows)
+        log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
+        resp = resp_buffer[: K * rows].reshape(K, rows)
+        _load_expanded(X, start, rows, ref, xt)
+        np.dot(coefficients, xt, log_joint)
         n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
     return n_bad
 

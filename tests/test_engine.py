@@ -412,13 +412,14 @@ def test_block_threads_share_out_every_block_once_and_raise_a_threads_error():
         threads = BlockThreads(n_threads)
         shares, workspaces = zip(*threads.map(share_and_workspace, starts), strict=True)
         assert len(shares) == min(n_threads, len(starts))
-        assert sorted(s for share in shares for s in share) == starts.tolist()
+        # consecutive blocks per thread, in order: rows read sequentially by each core
+        assert [s for share in shares for s in share] == starts.tolist()
         assert len(set(map(id, workspaces))) == len(workspaces)
         again = [workspace for _, workspace in threads.map(share_and_workspace, starts)]
         assert all(a is b for a, b in zip(again, workspaces, strict=True))
 
     def fails_in_a_worker(share, _workspace):
-        if share[0] == 100:  # share 1: not the calling thread's
+        if share[0] != 0:  # not the calling thread's share (that one starts at row 0)
             raise RuntimeError("boom")
         return share
 
@@ -565,30 +566,43 @@ def test_the_recentred_pass_gives_the_one_pass_update(problem, covariance_type, 
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
+#: The expanded kernels and the unit covariances of their test, per covariance type.
+_EXPANDED = {
+    "tied": ("compiled_tied_sums", np.eye(2)),
+    "diag": ("compiled_expanded_sums", np.ones((3, 2))),
+    "spherical": ("compiled_expanded_sums", np.ones(3)),
+}
+
+
 @needs_numba
+@pytest.mark.parametrize("covariance_type", list(_EXPANDED))
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
 @pytest.mark.parametrize("separation", [30.0, 3000.0], ids=["near", "far"])
-def test_tied_kernel_and_its_fallback_compute_the_formula_iterations(
-    separation, weighted, monkeypatch
+def test_expanded_kernels_and_their_fallback_compute_the_formula_iterations(
+    separation, weighted, covariance_type, monkeypatch
 ):
-    """Tied covariances: one shared whitening while the means lie within ~100 standard
-    deviations of the reference point; beyond, where its expansion would lose digits,
-    the per-component kernel. Both give the formula functions' iterations to 1e-10."""
+    """Tied covariances (one shared whitening) and diagonal and spherical ones (the
+    log-densities as one matrix product) sum about the reference point while the means
+    lie within ~100 standard deviations of it; beyond, where the expansion would lose
+    digits, the per-component kernels. Both give the formula functions' iterations to
+    1e-10."""
     from gmmlib import _engine, _kernels
 
+    name, covariances = _EXPANDED[covariance_type]
     rng = np.random.default_rng(3)
     means = np.array([[0.0, 0.0], [separation, 1.0], [-separation, 2.0]])
-    X, _ = sample_mixture(3000, np.full(3, 1 / 3), means, np.eye(2), "tied", rng)
+    X, _ = sample_mixture(3000, np.full(3, 1 / 3), means, covariances, covariance_type, rng)
     sw = rng.uniform(0.0, 2.0, len(X)) if weighted else None
     calls = []
-    tied_kernel = _kernels.compiled_tied_sums
+    expanded_kernel = getattr(_kernels, name)
 
     def counted(*args):
         calls.append(1)
-        return tied_kernel(*args)
+        return expanded_kernel(*args)
 
-    monkeypatch.setattr(_kernels, "compiled_tied_sums", counted)
+    monkeypatch.setattr(_kernels, name, counted)
     start = (np.full(3, 1 / 3), means + 0.1, np.repeat(np.eye(2)[None], 3, axis=0))
-    engine = EMEngine(X, "tied", REG, sw, block_size=256, n_threads=2, backend="numba")
-    assert_same(engine_em(engine, start, "tied"), reference_em(X, start, "tied", sw))
-    assert bool(calls) == (separation**2 / 2 < _engine._TIED_EXPANSION_MAX)
+    engine = EMEngine(X, covariance_type, REG, sw, block_size=256, n_threads=2, backend="numba")
+    expected = reference_em(X, start, covariance_type, sw)
+    assert_same(engine_em(engine, start, covariance_type), expected)
+    assert bool(calls) == (separation**2 / 2 < _engine._EXPANSION_MAX)

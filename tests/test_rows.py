@@ -47,6 +47,46 @@ def test_rows_match_scipy(covariance_type, backend):
     assert gm.score(X_new) == pytest.approx(log_density.mean(), rel=1e-12)
 
 
+@pytest.mark.skipif(not have_numba(), reason="Numba is not installed")
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("separation", [30.0, 3000.0], ids=["near", "far"])
+def test_rows_of_the_expanded_kernel_and_its_fallback(separation, covariance_type, monkeypatch):
+    """Diagonal and spherical covariances: the log-densities as one matrix product while
+    the means lie within ~100 standard deviations of their weighted mean, the
+    per-component kernel beyond (the expansion would lose digits); both match SciPy."""
+    from gmmlib import _engine, _kernels
+
+    calls = []
+    expanded = _kernels.compiled_expanded_rows
+
+    def counted(*args):
+        calls.append(1)
+        return expanded(*args)
+
+    monkeypatch.setattr(_kernels, "compiled_expanded_rows", counted)
+    rng = np.random.default_rng(8)
+    means = np.array([[0.0, 0.0, 0.0], [separation, 1.0, 0.0], [-separation, 2.0, 1.0]])
+    variances = np.array([[1.0, 2.0, 0.5], [0.7, 1.0, 1.5], [1.2, 0.9, 1.0]])
+    if covariance_type == "spherical":
+        variances = variances[:, 0]
+    weights = np.array([0.3, 0.3, 0.4])
+    X_new = means[rng.integers(0, 3, 5000)] + rng.normal(0, 1.5, size=(5000, 3))
+    full = h.to_full(variances, covariance_type, 3, 3)
+    log_joint = h.scipy_log_joint(X_new, weights, means, full)
+    log_density = logsumexp(log_joint, axis=1)
+    prec_chol = gmmlib.precision_cholesky(variances, covariance_type)
+
+    def rows(what):
+        return _engine.row_results(X_new, weights, means, prec_chol, covariance_type, what,
+                                   backend="numba")  # fmt: skip
+
+    np.testing.assert_allclose(rows("score_samples"), log_density, rtol=1e-11)
+    proba = np.exp(log_joint - log_density[:, None])
+    np.testing.assert_allclose(rows("predict_proba"), proba, atol=1e-12)
+    assert np.array_equal(rows("predict"), np.argmax(log_joint, axis=1))
+    assert bool(calls) == (separation**2 / 2 < _engine._EXPANSION_MAX)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rows_beyond_overflow_go_to_the_nearest_component(backend):
     """A row whose squared distances overflow: log P = -inf, γ = 1 at the nearest."""
