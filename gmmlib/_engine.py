@@ -48,6 +48,7 @@ from ._validation import (
     check_sample_weight,
     is_dask_array,
 )
+from ._wide import WIDE_FEATURES, wide_sums
 
 #: The whitened vectors are stored divided by √2: their squares sum to half the
 #: Mahalanobis distance, which is what the log-density needs.
@@ -372,6 +373,12 @@ class EMEngine:
             X = self._dask.X
         self.X = X
         self._threads = BlockThreads(self.n_threads)
+        # many features, full or tied: BLAS on big blocks (gmmlib._wide), its own threads
+        self._wide = (
+            self._dask is None
+            and self.covariance_type in ("full", "tied")
+            and self.n_features >= WIDE_FEATURES
+        )
 
     def __enter__(self):
         """Hold BLAS to one thread for a run of :meth:`step` calls; restored on exit.
@@ -381,7 +388,7 @@ class EMEngine:
         ``with`` block ends, so that it is not set and reset at every iteration.
         """
         self._threads.__enter__()
-        if self.n_samples > (self._block_size or MAX_BLOCK):
+        if self.n_samples > (self._block_size or MAX_BLOCK) and not self._wide:
             self._threads.hold_blas()
         return self
 
@@ -413,6 +420,11 @@ class EMEngine:
 
     def mean_log_likelihood(self, weights, means, prec_chol) -> float:
         """Average (weighted) log P(x_i | θ) over the data, in one blocked pass."""
+        if self._wide:
+            loglik = wide_sums(self.X, self.sample_weight, weights, means, prec_chol,
+                               scores_only=True, block=self._block_size)[0]  # fmt: skip
+            if np.isfinite(loglik):
+                return loglik / self.total_weight
         constants = e_step_constants(weights, means, prec_chol, self.covariance_type)
         return float(self._sums(constants, scores_only=True).log_likelihood) / self.total_weight
 
@@ -442,6 +454,10 @@ class EMEngine:
         ValueError
             If the new covariances overflow (data spread over more than ~1e154).
         """
+        if self._wide:
+            wide = self._wide_step(weights, means, prec_chol)
+            if wide is not None:
+                return wide
         constants = e_step_constants(weights, means, prec_chol, self.covariance_type)
         sums = self._sums(constants, scores_only=False)
         centres = np.asarray(means, dtype=np.float64)
@@ -457,22 +473,48 @@ class EMEngine:
         check_finite_covariances(new[2])
         return (float(sums.log_likelihood) / self.total_weight, *new)
 
-    def _params(self, sums, constants, centres, prec_chol):
-        """The M-step from the sums of a pass whose vectors are about ``centres``."""
+    def _wide_step(self, weights, means, prec_chol):
+        """:meth:`step` through ``gmmlib._wide``; None for a pass that is not finite.
+
+        Its sums are about the old means in the data's own frame; a row that no
+        component can explain (overflowing distances) makes the pass not finite, and
+        the step is then taken by the blocked NumPy kernel, which handles such rows.
+        """
+        centres = np.asarray(means, dtype=np.float64)
+        sums = partial(wide_sums, self.X, self.sample_weight, block=self._block_size)
+        loglik, first, scatter = sums(weights, centres, prec_chol)
+        if not (np.isfinite(loglik) and np.all(np.isfinite(first))):
+            return None
         d = self.n_features
-        counts = sums.first[d]
-        # the sums are about r; params_from_sums takes them about the centres c_k
-        sum_y = sums.first[:d].T - counts[:, None] * (centres - constants.ref)
+        counts, sum_y = first[d], first[:d].T
+        new = self._params_about(counts, sum_y, scatter, centres, None)
+        second_diag = np.diagonal(scatter, axis1=1, axis2=2)
+        if _lost(counts, sum_y, second_diag, 1.0, self.covariance_type, self.reg_covar) > _MAX_LOSS:
+            _, first, scatter = sums(weights, centres, prec_chol, centres=new[1])
+            new = self._params_about(first[d], first[:d].T, scatter, new[1], None)
+        check_finite_covariances(new[2])
+        return (float(loglik) / self.total_weight, *new)
+
+    def _params_about(self, counts, sum_y, second, centres, prec_chol):
         return params_from_sums(
             counts,
             sum_y,
-            2.0 * sums.second,  # exact: the kernels whiten to z / √2
+            second,
             centres,
             prec_chol,
             self.covariance_type,
             self.reg_covar,
             self._mean_weight,  # the floor on N_k scales with the weights
         )
+
+    def _params(self, sums, constants, centres, prec_chol):
+        """The M-step from the sums of a pass whose vectors are about ``centres``."""
+        d = self.n_features
+        counts = sums.first[d]
+        # the sums are about r; params_from_sums takes them about the centres c_k
+        sum_y = sums.first[:d].T - counts[:, None] * (centres - constants.ref)
+        # 2 Σ: exact, the kernels whiten to z / √2
+        return self._params_about(counts, sum_y, 2.0 * sums.second, centres, prec_chol)
 
 
 #: The one-pass update takes the scatter about the new mean as Σγ z zᵀ minus N_k δδᵀ
@@ -503,6 +545,14 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
     else:
         scale = prec_chol[:, None] if covariance_type == "spherical" else prec_chol
         sum_z, norms, second = scale * sum_y, scale**2, 2.0 * sums.second
+    return _lost(counts, sum_z, second, norms, covariance_type, reg_covar)
+
+
+def _lost(counts, sum_z, second, norms, covariance_type, reg_covar) -> float:
+    """``_cancellation`` from the diagonal sums in any frame (the wide pass: the data's).
+
+    ``sum_z`` (K, d) and ``second`` (K, d): S_j and Z_jj; ``norms``: (UᵀU)_jj, or 1.
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shifted = np.where(counts[:, None] > 0, sum_z**2 / counts[:, None], 0.0)
         kept = second - shifted + counts[:, None] * reg_covar * norms

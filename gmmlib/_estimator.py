@@ -22,7 +22,7 @@ from functools import partial
 import numpy as np
 
 from ._engine import EMEngine, from_e_step, improves, row_results
-from ._gaussian import precision_cholesky
+from ._gaussian import _precision_cholesky, precision_cholesky
 from ._init import initial_parameters
 from ._missing import _impute, _observed_e_step, filled_with_column_means, full_covariances
 from ._missing import missingness_patterns as _missingness_patterns
@@ -53,6 +53,7 @@ from ._validation import (
     check_not_collapsed,
     check_one_covariance_init,
     check_param_names,
+    check_positive_variances,
     check_precisions_init,
     check_random_state,
     check_sample_weight,
@@ -138,6 +139,20 @@ def _impute_chunk(x, *, params, covariances, dtype):
     part[missing] = imputed[missing]  # only the NaN positions are written
     out[holes] = part
     return out
+
+
+def _factor(covariances, covariance_type):
+    """The precisions' Cholesky factors of an M-step's covariances.
+
+    :func:`gmmlib.precision_cholesky` without its layout and symmetry checks, which
+    the engine's covariances pass by construction (a symmetry test costs as much as
+    a Cholesky factorisation for d in the hundreds); variances of 0 (a collapsed
+    component, with reg_covar = 0) and factorisations that fail still raise.
+    """
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("diag", "spherical"):
+        check_positive_variances(covariances)
+    return _precision_cholesky(covariances, covariance_type)
 
 
 class GaussianMixture:
@@ -600,7 +615,7 @@ class GaussianMixture:
                 # mean log-likelihood of the parameters at the start of the iteration
                 lower_bound, weights, means, covariances = engine.step(weights, means, prec_chol)
                 history.append(lower_bound)
-                prec_chol = precision_cholesky(covariances, cov_type)
+                prec_chol = _factor(covariances, cov_type)
                 change = lower_bound - previous
                 if verbose and n_iter % interval == 0:
                     line = f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}"

@@ -50,13 +50,14 @@ def _precision_cholesky(covariances, covariance_type):
         stack = covariances[None] if covariance_type == "tied" else covariances
         out = np.empty_like(stack)
         for k, cov in enumerate(stack):
-            try:
-                chol = np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError:
-                raise not_positive_definite(k, covariance_type) from None
-            # LAPACK's triangular inverse (trtri). scipy.linalg.solve_triangular(chol, I)
-            # gives the same U but goes through a threaded solver that costs milliseconds
-            # even for a 2x2 matrix when the cores are busy.
+            # LAPACK's Cholesky (potrf) and triangular inverse (trtri), both from
+            # SciPy's LAPACK. scipy.linalg.solve_triangular(chol, I) gives the same U
+            # but goes through a threaded solver that costs milliseconds even for a 2x2
+            # matrix when the cores are busy; NumPy's cholesky is another OpenBLAS,
+            # whose idle threads then compete with SciPy's for the cores.
+            chol, info = lapack.dpotrf(cov, lower=1, clean=1)
+            if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
+                raise not_positive_definite(k, covariance_type)
             inv_chol, _ = lapack.dtrtri(chol, lower=1)
             out[k] = inv_chol.T
         return out[0] if covariance_type == "tied" else out

@@ -363,9 +363,11 @@ def params_from_sums(
         :math:`z_{ikj} = U_{kj} y_{ikj}`), of shape (K, d).
     centres : ndarray of shape (n_components, n_features)
         The centres :math:`c_k`.
-    prec_chol : ndarray
+    prec_chol : ndarray or None
         The factors :math:`U_k`, shaped as :func:`gmmlib.precision_cholesky` returns
-        them for the covariance type.
+        them for the covariance type. None (full and tied covariances): the second
+        moments are in the data's own frame, :math:`Z_k = \sum_i \gamma_{ik} y_{ik}
+        y_{ik}^\top` (``gmmlib._wide``), and no factor is inverted.
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float
         Added to the diagonal of every new covariance.
@@ -393,12 +395,14 @@ def _params_from_sums(
     weights = nk / nk.sum()
     delta = (sum_y - floor * centres) / nk[:, None]  # Σγx / (N_k + floor) - c_k
     means = centres + delta
-    prec_chol = np.asarray(prec_chol, dtype=np.float64)
     if covariance_type in ("full", "tied"):
-        # U = L^-T, so L = (U^-1)ᵀ: a triangular inverse (LAPACK trtri) per component
-        inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
-        L = np.stack(inv).transpose(0, 2, 1)
-        sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
+        if prec_chol is None:  # the sums are in the data's own frame: z = y
+            sum_yy = sum_zz
+        else:
+            # U = L^-T, so L = (U^-1)ᵀ: a triangular inverse (LAPACK trtri) per component
+            inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
+            L = np.stack(inv).transpose(0, 2, 1)
+            sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
         outer = sum_y[:, :, None] * delta[:, None, :]
         scatter = sum_yy - outer - outer.transpose(0, 2, 1)
         scatter += counts[:, None, None] * delta[:, :, None] * delta[:, None, :]
@@ -410,6 +414,7 @@ def _params_from_sums(
             cov = scatter.sum(axis=0) / nk.sum()
             cov.flat[:: d + 1] += reg_covar
         return weights, means, cov
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
     scale = prec_chol[:, None] * np.ones((1, d)) if prec_chol.ndim == 1 else prec_chol
     sum_yy = sum_zz / scale**2  # Σ_i γ_ik y_ikj²
     var = (sum_yy - 2.0 * delta * sum_y + counts[:, None] * delta**2) / nk[:, None]

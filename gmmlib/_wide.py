@@ -1,0 +1,123 @@
+r"""The engine's pass for full and tied covariances with many features: BLAS on big blocks.
+
+The block kernels (``gmmlib._kernels``) whiten every component's rows with one matrix
+product over a small block (sized for a core's cache) and run one block per thread,
+BLAS held to one thread. With hundreds of features that product is a (K d, d + 1)
+matrix read from memory for every few dozen rows: memory-bound. Here a block has
+thousands of rows, and each step is one multi-threaded BLAS call on it:
+
+* the E-step whitens each component's rows with a triangular product,
+  :math:`z_{ik} = U_k^\top (x_i - \mu_k)` (``dtrmm``: N·d² floating-point operations
+  per component instead of the dense product's 2·N·d²);
+* the M-step's scatter about the old means, in the data's own frame,
+  :math:`\sum_i w_i\gamma_{ik} (x_i - c_k)(x_i - c_k)^\top`, is a symmetric rank-B
+  update (``dsyrk``: N·d² per component, half of a general product), so
+  :func:`gmmlib._m_step.params_from_sums` needs no triangular inverses and no
+  change of frame (``prec_chol=None``).
+
+An iteration is thus about 2·N·K·d² operations, the least an exact full-covariance EM
+iteration can do (the distances and the scatters), each at near the BLAS's speed;
+extra memory is a few blocks of rows (``_BLOCK_BYTES``), whatever N is. The engine
+uses this pass from ``WIDE_FEATURES`` features on (``gmmlib._engine``). No argument
+checking: the engine checks its data and parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import blas
+from scipy.special import logsumexp
+
+from ._gaussian import LOG_2PI
+
+#: From this many features, full and tied covariances take this pass: below it the
+#: compiled block kernels are faster (measured on this project's 2-core machine; see
+#: the chapter "Making EM fast").
+WIDE_FEATURES = 128
+
+#: The rows of a block: their centred copy takes about this many bytes (8 MiB), enough
+#: for the BLAS calls to run near their peak, a few such buffers in all.
+_BLOCK_BYTES = 8 << 20
+
+
+def wide_sums(
+    X, sample_weight, weights, means, prec_chol, centres=None, scores_only=False, block=None
+):
+    """Σ_i w_i log P(x_i | θ) and the sums of the M-step, block by block.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        Read ``X[start:stop]`` a block at a time (an ndarray, a memmap).
+    sample_weight : ndarray of shape (n_samples,) or None
+    weights, means, prec_chol : ndarray
+        θ, whose responsibilities weight the sums.
+    centres : ndarray of shape (n_components, n_features), optional
+        The points the sums are taken about (default: ``means``): the engine's second
+        pass sums about the new means after a long move.
+    scores_only : bool, default False
+        Only the log-likelihood (``first`` and ``scatter`` are then zero).
+    block : int, optional
+        Rows per block; by default those of ``_BLOCK_BYTES``.
+
+    Returns
+    -------
+    log_likelihood : float
+    first : ndarray of shape (n_features + 1, n_components)
+        Σ_i w_i γ_ik [x_i - c_k; 1].
+    scatter : ndarray of shape (n_components, n_features, n_features)
+        Σ_i w_i γ_ik (x_i - c_k)(x_i - c_k)ᵀ.
+    """
+    n_samples, d = X.shape
+    K = len(weights)
+    means = np.asarray(means, dtype=np.float64)
+    centres = means if centres is None else np.asarray(centres, dtype=np.float64)
+    factors = np.broadcast_to(np.asarray(prec_chol, dtype=np.float64), (K, d, d))
+    # dtrmm reads its triangle in Fortran order: the transposes, made once per pass
+    factors_f = [np.asfortranarray(u) for u in factors]
+    with np.errstate(divide="ignore"):  # a zero weight is a legitimate -inf
+        log_const = np.log(weights) - 0.5 * d * LOG_2PI
+    log_const = log_const + np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))).sum(axis=1)
+    block = max(1, min(n_samples, block or _BLOCK_BYTES // (8 * d)))
+    first = np.zeros((d + 1, K))
+    scatter_f = [np.zeros((d, d), order="F") for _ in range(K)]  # upper triangles
+    y = np.empty((block, d))
+    loglik = 0.0
+    # A row whose distances overflow makes the pass not finite (NaN or -inf): the engine
+    # then takes the step with the blocked kernels, which give such rows their limits.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for start in range(0, n_samples, block):
+            rows = np.asarray(X[start : start + block], dtype=np.float64)
+            b = rows.shape[0]
+            y_b = y[:b]
+            log_joint = np.empty((b, K))
+            for k in range(K):
+                np.subtract(rows, means[k], out=y_b)
+                # z = Uᵀ(x - μ_k), for all rows at once: yᵀ is y_b read in Fortran order
+                z_t = blas.dtrmm(1.0, factors_f[k], y_b.T, side=0, lower=0, trans_a=1,
+                                 overwrite_b=1)  # fmt: skip
+                log_joint[:, k] = log_const[k] - 0.5 * np.einsum("ji,ji->i", z_t, z_t)
+            log_norm = logsumexp(log_joint, axis=1)
+            w = None if sample_weight is None else sample_weight[start : start + b]
+            loglik += float(log_norm.sum() if w is None else np.sum(w * log_norm))
+            if scores_only:
+                continue
+            resp = np.exp(log_joint - log_norm[:, None])
+            if w is not None:
+                resp *= w[:, None]
+            for k in range(K):
+                np.subtract(rows, centres[k], out=y_b)
+                gamma = np.ascontiguousarray(resp[:, k])
+                # scipy's BLAS, as dtrmm and dsyrk: NumPy's is another OpenBLAS, whose idle
+                # threads spin on the cores for a while after each call; a call to it here
+                # made the next dsyrk twice as slow on this project's 2-core machine.
+                first[:d, k] += blas.dgemv(1.0, y_b.T, gamma)
+                first[d, k] += gamma.sum()
+                y_b *= np.sqrt(gamma)[:, None]
+                blas.dsyrk(1.0, y_b.T, beta=1.0, c=scatter_f[k], trans=0, lower=0,
+                           overwrite_c=1)  # fmt: skip
+    scatter = np.empty((K, d, d))
+    for k in range(K):  # dsyrk fills the upper triangle; the lower one is still 0
+        np.add(scatter_f[k], scatter_f[k].T, out=scatter[k])
+        scatter[k].flat[:: d + 1] *= 0.5
+    return loglik, first, scatter

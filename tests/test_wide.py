@@ -1,0 +1,165 @@
+"""The engine's pass for many features (``gmmlib._wide``): BLAS on big blocks.
+
+From ``WIDE_FEATURES`` features on, full and tied covariances are summed by triangular
+and symmetric BLAS products over big blocks, in the data's own frame. Compared here
+with the formula functions (``responsibilities`` then ``m_step``) to 1e-10, weighted and
+not, over several blocks, data far from the origin, a start far from the data (the
+second pass about the new means), a memmap of float32, and rows that no component can
+explain (the blocked kernels take over).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from gmmlib import (
+    EMEngine,
+    _engine,
+    _wide,
+    log_likelihood,
+    m_step,
+    precision_cholesky,
+    responsibilities,
+)
+
+D, N, K, REG = 130, 2000, 3, 1e-6
+
+
+def _problem(seed=0, offset=1e3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 3.0, size=(K, D))
+    labels = rng.integers(0, K, N)
+    X = offset + centres[labels] + rng.normal(size=(N, D)) * rng.uniform(0.5, 2.0, D)
+    start_means = X[rng.choice(N, K, replace=False)]
+    start_cov = np.repeat((np.cov(X.T) + 0.1 * np.eye(D))[None], K, axis=0)
+    weights = rng.uniform(0.0, 3.0, N)
+    weights[::10] = 0.0
+    return X, (np.full(K, 1 / K), start_means, start_cov), weights
+
+
+def _of_type(cov_full, covariance_type):
+    return cov_full if covariance_type == "full" else cov_full.mean(axis=0)
+
+
+def _reference(X, start, covariance_type, sample_weight, n_iter=3):
+    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
+    total = len(X) if sample_weight is None else sample_weight.sum()
+    history = []
+    for _ in range(n_iter):
+        history.append(log_likelihood(X, w, m, c, covariance_type, sample_weight) / total)
+        resp = responsibilities(X, w, m, c, covariance_type)
+        w, m, c = m_step(X, resp, covariance_type, REG, sample_weight)
+    return history, (w, m, c)
+
+
+def _engine_run(engine, start, covariance_type, n_iter=3):
+    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
+    history = []
+    with engine:
+        for _ in range(n_iter):
+            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
+            history.append(ll)
+    return history, (w, m, c)
+
+
+def _assert_same(result, expected):
+    (h1, p1), (h2, p2) = result, expected
+    np.testing.assert_allclose(h1, h2, rtol=1e-12, atol=0)  # d = 130: L is in the hundreds
+    for a, b in zip(p1, p2, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return _problem()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize("block_size", [None, 97], ids=["one-block", "97-rows"])
+def test_wide_pass_computes_the_formula_iterations(problem, covariance_type, weighted, block_size):
+    X, start, sample_weight = problem
+    sw = sample_weight if weighted else None
+    engine = EMEngine(X, covariance_type, REG, sw, block_size=block_size)
+    assert engine._wide
+    _assert_same(
+        _engine_run(engine, start, covariance_type), _reference(X, start, covariance_type, sw)
+    )
+    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
+    expected = log_likelihood(X, w, m, c, covariance_type, sw)
+    total = len(X) if sw is None else sw.sum()
+    mean_ll = engine.mean_log_likelihood(w, m, precision_cholesky(c, covariance_type))
+    assert mean_ll == pytest.approx(expected / total, rel=1e-13)
+
+
+def test_wide_pass_only_for_many_features_and_full_or_tied(problem):
+    X = problem[0]
+    assert EMEngine(X, "full")._wide and EMEngine(X, "tied")._wide
+    assert not EMEngine(X, "diag")._wide and not EMEngine(X, "spherical")._wide
+    assert not EMEngine(X[:, : _wide.WIDE_FEATURES - 1], "full")._wide
+
+
+def test_wide_pass_leaves_blas_its_threads(problem):
+    """The blocked kernels hold BLAS to one thread (their threads share the blocks); the
+    wide pass is BLAS's own threads on big blocks, so the engine must not hold it."""
+    X, start, _ = problem
+    before = [info["num_threads"] for info in threadpool_info()]
+    engine = EMEngine(X, "full", REG)
+    with engine:
+        engine.step(start[0], start[1], precision_cholesky(start[2]))
+        assert [info["num_threads"] for info in threadpool_info()] == before
+
+
+def test_wide_pass_sums_again_after_a_long_move(monkeypatch):
+    """A start thousands of standard deviations from the data: the one-pass update
+    would cancel its digits, and the engine sums again about the new means."""
+    X, (w, m, c), _ = _problem(seed=1, offset=0.0)
+    start = (w, m + 1e5, c)
+    calls = []
+    original = _wide.wide_sums
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("centres") is not None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "wide_sums", counted)
+    engine = EMEngine(X, "full", REG)
+    _assert_same(_engine_run(engine, start, "full", 2), _reference(X, start, "full", None, 2))
+    assert any(calls)  # the second pass ran
+
+
+def test_wide_pass_reads_a_float32_memmap(problem, tmp_path):
+    X, start, _ = problem
+    X32 = X.astype(np.float32)
+    path = tmp_path / "X32.dat"
+    X32.tofile(path)
+    X_file = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    engine = EMEngine(X_file, "full", REG, block_size=128)
+    assert engine._wide
+    X_read = X32.astype(np.float64)
+    _assert_same(_engine_run(engine, start, "full"), _reference(X_read, start, "full", None))
+
+
+def test_rows_beyond_overflow_leave_the_wide_pass_for_the_blocked_kernel(problem, monkeypatch):
+    """A row whose squared distances overflow has log P = -inf: the wide pass is not
+    finite and the step is the blocked NumPy kernel's, as without the wide pass."""
+    X, start, _ = problem
+    X_far = np.vstack([X, np.full((1, D), 1e200)])
+    sw = np.ones(len(X_far))
+    sw[-1] = 0.0  # weight 0: as if the row were not there
+    w, m, c = start[0], start[1], start[2]
+    prec_chol = precision_cholesky(c)
+    wide = EMEngine(X_far, "full", REG, sw, backend="numpy")
+    assert wide._wide
+    with wide:
+        result = wide.step(w, m, prec_chol)
+    monkeypatch.setattr(_engine, "WIDE_FEATURES", 10**9)
+    blocked = EMEngine(X_far, "full", REG, sw, backend="numpy")
+    assert not blocked._wide
+    with blocked:
+        expected = blocked.step(w, m, prec_chol)
+    for a, b in zip(result, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
