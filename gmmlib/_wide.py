@@ -31,9 +31,10 @@ from scipy.special import logsumexp
 from ._gaussian import LOG_2PI
 
 #: From this many features, full and tied covariances take this pass: below it the
-#: compiled block kernels are faster (measured on this project's 2-core machine; see
-#: the chapter "Making EM fast").
-WIDE_FEATURES = 128
+#: block kernels are faster. Measured on this project's 2-core machine (K = 3 and 8,
+#: N = 20 000): the blocked kernel 3 times faster at d = 32, even at d = 256, the wide
+#: pass 1.1 times faster at d = 320 and 1.5 times at d = 512.
+WIDE_FEATURES = 300
 
 #: The rows of a block: their centred copy takes about this many bytes (8 MiB), enough
 #: for the BLAS calls to run near their peak, a few such buffers in all.
