@@ -403,10 +403,13 @@ def _params_from_sums(
             inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
             L = np.stack(inv).transpose(0, 2, 1)
             sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
+        # S δᵀ + δ Sᵀ - N δδᵀ = S δᵀ + (δ (S - N δ)ᵀ): one update of each matrix in place,
+        # then its symmetric part (each pass over K d² entries counts for d in the hundreds)
         outer = sum_y[:, :, None] * delta[:, None, :]
-        scatter = sum_yy - outer - outer.transpose(0, 2, 1)
-        scatter += counts[:, None, None] * delta[:, :, None] * delta[:, None, :]
-        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
+        outer += delta[:, :, None] * (sum_y - counts[:, None] * delta)[:, None, :]
+        scatter = sum_yy - outer
+        scatter += scatter.transpose(0, 2, 1)
+        scatter *= 0.5
         if covariance_type == "full":
             cov = scatter / nk[:, None, None]
             cov[:, np.arange(d), np.arange(d)] += reg_covar

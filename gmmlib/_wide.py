@@ -74,8 +74,9 @@ def wide_sums(
     means = np.asarray(means, dtype=np.float64)
     centres = means if centres is None else np.asarray(centres, dtype=np.float64)
     factors = np.broadcast_to(np.asarray(prec_chol, dtype=np.float64), (K, d, d))
-    # dtrmm reads its triangle in Fortran order: the transposes, made once per pass
-    factors_f = [np.asfortranarray(u) for u in factors]
+    # dtrmm reads Fortran-ordered matrices: U_kᵀ (lower triangular) is one, as a view of
+    # the C-ordered U_k, so no copy is made
+    factors_t = [np.ascontiguousarray(u).T for u in factors]
     with np.errstate(divide="ignore"):  # a zero weight is a legitimate -inf
         log_const = np.log(weights) - 0.5 * d * LOG_2PI
     log_const = log_const + np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))).sum(axis=1)
@@ -95,7 +96,7 @@ def wide_sums(
             for k in range(K):
                 np.subtract(rows, means[k], out=y_b)
                 # z = Uᵀ(x - μ_k), for all rows at once: yᵀ is y_b read in Fortran order
-                z_t = blas.dtrmm(1.0, factors_f[k], y_b.T, side=0, lower=0, trans_a=1,
+                z_t = blas.dtrmm(1.0, factors_t[k], y_b.T, side=0, lower=1, trans_a=0,
                                  overwrite_b=1)  # fmt: skip
                 log_joint[:, k] = log_const[k] - 0.5 * np.einsum("ji,ji->i", z_t, z_t)
             log_norm = logsumexp(log_joint, axis=1)
