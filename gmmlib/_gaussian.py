@@ -55,7 +55,10 @@ def _precision_cholesky(covariances, covariance_type):
             # but goes through a threaded solver that costs milliseconds even for a 2x2
             # matrix when the cores are busy; NumPy's cholesky is another OpenBLAS,
             # whose idle threads then compete with SciPy's for the cores.
-            chol, info = lapack.dpotrf(cov, lower=1, clean=1)
+            # cov.T: the same symmetric matrix, and for a C-ordered cov the Fortran-ordered
+            # array LAPACK reads, so no transposed copy is made (half of potrf's time at
+            # d = 1000)
+            chol, info = lapack.dpotrf(cov.T, lower=1, clean=1)
             if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
                 raise not_positive_definite(k, covariance_type)
             inv_chol, _ = lapack.dtrtri(chol, lower=1)
