@@ -18,7 +18,8 @@ it is. Covariances that overflow are refused with a ValueError that says so.
 
 This module holds the engine and the named types it passes around; the rest is in
 ``gmmlib._kernels`` (the block kernels, NumPy and compiled), ``gmmlib._blocks`` (block
-sizes, threads, BLAS limits) and ``gmmlib._dask`` (Dask arrays).
+sizes, threads, BLAS limits), ``gmmlib._wide`` (full and tied covariances with many
+features: BLAS on big blocks) and ``gmmlib._dask`` (Dask arrays).
 """
 
 from __future__ import annotations
@@ -530,8 +531,9 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
 
     Entry j of component k, in the old whitened frame (z = Uᵀ(x - old mean)):
     Z_jj / (Z_jj - S_j² / N_k + N_k reg_covar (UᵀU)_jj), with Z = Σγ z zᵀ and
-    S = Σγ z; the denominator is N_k times the new variance. 1 for an empty
-    component, inf when rounding left nothing.
+    S = Σγ z; the denominator is N_k times the new variance. Summed over the
+    components for tied covariances and over the coordinates for spherical ones
+    (one variance each). 1 for an empty component, inf when rounding left nothing.
     """
     d = centres.shape[1]
     counts = sums.first[d]
