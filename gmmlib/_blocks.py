@@ -294,8 +294,8 @@ def _worker_pool(n_workers: int) -> ThreadPoolExecutor:
     """
     with _POOL_LOCK:
         if not _POOL or _POOL[1] < n_workers:
-            if _POOL:
-                _POOL[0].shutdown(wait=False)
+            # A smaller pool is dropped, not shut down: an engine in another thread may be
+            # about to hand it a share; its threads end once nothing refers to it.
             _POOL[:] = [ThreadPoolExecutor(n_workers, thread_name_prefix="gmmlib"), n_workers]
         return _POOL[0]
 

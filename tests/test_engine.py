@@ -6,6 +6,7 @@ import functools
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -425,6 +426,26 @@ def test_block_threads_share_out_every_block_once_and_raise_a_threads_error():
 
     with pytest.raises(RuntimeError, match="boom"):
         BlockThreads(3).map(fails_in_a_worker, starts)
+
+
+def test_the_shared_thread_pool_grows_without_stopping_a_pool_in_use():
+    """Engines share one pool of threads; one that needs more threads makes a bigger pool,
+    and the smaller one, which an engine in another thread may be about to use, still
+    runs what it is given (it was shut down at first: "cannot schedule new futures")."""
+    from gmmlib import _blocks
+
+    small = _blocks._worker_pool(1)
+    big = _blocks._worker_pool(_blocks._POOL[1] + 3)
+    assert big is not small and _blocks._worker_pool(1) is big
+    assert small.submit(sum, [1, 2]).result() == 3
+    with ThreadPoolExecutor(4) as users:  # engines of different thread counts at once
+        shares = list(
+            users.map(
+                lambda n: BlockThreads(n).map(lambda s, w: s.tolist(), np.arange(8)),
+                [2, 3, 5, 8] * 3,
+            )
+        )
+    assert all(sum(share, []) == list(range(8)) for share in shares)
 
 
 @needs_numba
