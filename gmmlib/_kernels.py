@@ -697,6 +697,13 @@ def _load_expanded(X, start, rows, ref, xt):
                 xt[d + 1, b] += xt[j, b] * xt[j, b]
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _expanded_log_joint(X, start, rows, coefficients, ref, xt, log_joint):
+    """A block's log p_k + log φ(x_i | θ_k) (K, rows): one product with [u; 1; u²] in ``xt``."""
+    _load_expanded(X, start, rows, ref, xt)
+    np.dot(coefficients, xt, log_joint)
+
+
 @_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_expanded_sums(X, sample_weight, starts, block, coefficients, ref, first, scores_only):
     """Diagonal and spherical covariances through two BLAS products per block.
@@ -720,8 +727,7 @@ def compiled_expanded_sums(X, sample_weight, starts, block, coefficients, ref, f
         xt = xt_buffer[: width * rows].reshape(width, rows)
         log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
         resp = resp_buffer[: K * rows].reshape(K, rows)
-        _load_expanded(X, start, rows, ref, xt)
-        np.dot(coefficients, xt, log_joint)
+        _expanded_log_joint(X, start, rows, coefficients, ref, xt, log_joint)
         loglik += _responsibilities(log_joint, sample_weight, start, xt, resp, first, scores_only)
     return loglik
 
@@ -855,8 +861,7 @@ def compiled_expanded_rows(X, starts, block, coefficients, ref, log_density, lab
         xt = xt_buffer[: width * rows].reshape(width, rows)
         log_joint = log_joint_buffer[: K * rows].reshape(K, rows)
         resp = resp_buffer[: K * rows].reshape(K, rows)
-        _load_expanded(X, start, rows, ref, xt)
-        np.dot(coefficients, xt, log_joint)
+        _expanded_log_joint(X, start, rows, coefficients, ref, xt, log_joint)
         n_bad += _row_results(log_joint, resp, start, log_density, labels, resp_out)
     return n_bad
 

@@ -132,3 +132,54 @@ def assert_params_close(gm_a, gm_b, *, rtol=1e-10, atol=1e-10):
     np.testing.assert_allclose(gm_a.weights_, gm_b.weights_, rtol=rtol, atol=atol)
     np.testing.assert_allclose(gm_a.means_, gm_b.means_, rtol=rtol, atol=atol)
     np.testing.assert_allclose(gm_a.covariances_, gm_b.covariances_, rtol=rtol, atol=atol)
+
+
+# -- EM iterated by the formula functions and by the engine (test_engine, test_wide) ------
+def cov_of_type(cov_full, covariance_type):
+    """Full covariances (K, d, d) turned into those of ``covariance_type``."""
+    if covariance_type == "full":
+        return cov_full
+    if covariance_type == "tied":
+        return cov_full.mean(axis=0)
+    diag = np.diagonal(cov_full, axis1=1, axis2=2)
+    return diag if covariance_type == "diag" else diag.mean(axis=1)
+
+
+def reference_em(X, start, covariance_type, sample_weight, *, reg_covar, n_iter):
+    """The formula functions iterated: responsibilities, then m_step.
+
+    ``start`` is (weights, means, full covariances); returns (the mean log-likelihood
+    before each iteration, the last parameters).
+    """
+    from gmmlib import log_likelihood, m_step, responsibilities
+
+    w, m, c = start[0], start[1], cov_of_type(start[2], covariance_type)
+    total = X.shape[0] if sample_weight is None else sample_weight.sum()
+    history = []
+    for _ in range(n_iter):
+        history.append(log_likelihood(X, w, m, c, covariance_type, sample_weight) / total)
+        resp = responsibilities(X, w, m, c, covariance_type)
+        w, m, c = m_step(X, resp, covariance_type, reg_covar, sample_weight)
+    return history, (w, m, c)
+
+
+def engine_em(engine, start, covariance_type, *, n_iter):
+    """``engine.step`` iterated from the same start, as ``reference_em`` returns it."""
+    from gmmlib import precision_cholesky
+
+    w, m, c = start[0], start[1], cov_of_type(start[2], covariance_type)
+    history = []
+    with engine:
+        for _ in range(n_iter):
+            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
+            history.append(ll)
+    return history, (w, m, c)
+
+
+def assert_same_em(result, expected, *, history_rtol=0.0, history_atol=1e-10):
+    """Two runs of ``reference_em`` / ``engine_em``: histories and parameters to 1e-10."""
+    (h1, p1), (h2, p2) = result, expected
+    np.testing.assert_allclose(h1, h2, rtol=history_rtol, atol=history_atol)
+    for a, b in zip(p1, p2, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

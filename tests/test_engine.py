@@ -8,6 +8,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import helpers as h
 import numpy as np
 import pytest
 
@@ -17,9 +18,7 @@ from gmmlib import (
     _estimator,
     _kernels,
     log_likelihood,
-    m_step,
     precision_cholesky,
-    responsibilities,
     sample_mixture,
 )
 from gmmlib._blocks import BlockThreads, default_block_size, in_this_thread
@@ -32,15 +31,6 @@ BACKENDS = ["numpy", pytest.param("numba", marks=needs_numba)]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 N_SAMPLES, N_ITER, REG = 1003, 5, 1e-6
-
-
-def _cov_of_type(cov_full, covariance_type):
-    if covariance_type == "full":
-        return cov_full
-    if covariance_type == "tied":
-        return cov_full.mean(axis=0)
-    diag = np.diagonal(cov_full, axis1=1, axis2=2)
-    return diag if covariance_type == "diag" else diag.mean(axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,36 +49,12 @@ def problem():
     return X, (np.full(3, 1 / 3), start_means, start_cov), sample_weight
 
 
-def reference_em(X, start, covariance_type, sample_weight, n_iter=N_ITER):
-    """The formula functions iterated: responsibilities, then m_step."""
-    w, m, c = start
-    c = _cov_of_type(c, covariance_type)
-    total = X.shape[0] if sample_weight is None else sample_weight.sum()
-    history = []
-    for _ in range(n_iter):
-        history.append(log_likelihood(X, w, m, c, covariance_type, sample_weight) / total)
-        resp = responsibilities(X, w, m, c, covariance_type)
-        w, m, c = m_step(X, resp, covariance_type, REG, sample_weight)
-    return history, (w, m, c)
-
-
-def engine_em(engine, start, covariance_type, n_iter=N_ITER):
-    w, m, c = start
-    c = _cov_of_type(c, covariance_type)
-    history = []
-    with engine:
-        for _ in range(n_iter):
-            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
-            history.append(ll)
-    return history, (w, m, c)
-
-
-def assert_same(result, expected):
-    (h1, p1), (h2, p2) = result, expected
-    np.testing.assert_allclose(h1, h2, rtol=0, atol=1e-10)
-    for a, b in zip(p1, p2, strict=True):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+# The formula functions' iterations and the engine's (tests/helpers.py), at this file's
+# regularisation and number of iterations.
+reference_em = functools.partial(h.reference_em, reg_covar=REG, n_iter=N_ITER)
+engine_em = functools.partial(h.engine_em, n_iter=N_ITER)
+assert_same = h.assert_same_em
+_cov_of_type = h.cov_of_type
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

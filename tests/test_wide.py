@@ -10,6 +10,9 @@ explain (the blocked kernels take over).
 
 from __future__ import annotations
 
+import functools
+
+import helpers as h
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -19,9 +22,7 @@ from gmmlib import (
     _engine,
     _wide,
     log_likelihood,
-    m_step,
     precision_cholesky,
-    responsibilities,
 )
 
 D, N, K, REG = 130, 2000, 3, 1e-6
@@ -45,37 +46,11 @@ def _problem(seed=0, offset=1e3):
     return X, (np.full(K, 1 / K), start_means, start_cov), weights
 
 
-def _of_type(cov_full, covariance_type):
-    return cov_full if covariance_type == "full" else cov_full.mean(axis=0)
-
-
-def _reference(X, start, covariance_type, sample_weight, n_iter=3):
-    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
-    total = len(X) if sample_weight is None else sample_weight.sum()
-    history = []
-    for _ in range(n_iter):
-        history.append(log_likelihood(X, w, m, c, covariance_type, sample_weight) / total)
-        resp = responsibilities(X, w, m, c, covariance_type)
-        w, m, c = m_step(X, resp, covariance_type, REG, sample_weight)
-    return history, (w, m, c)
-
-
-def _engine_run(engine, start, covariance_type, n_iter=3):
-    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
-    history = []
-    with engine:
-        for _ in range(n_iter):
-            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
-            history.append(ll)
-    return history, (w, m, c)
-
-
-def _assert_same(result, expected):
-    (h1, p1), (h2, p2) = result, expected
-    np.testing.assert_allclose(h1, h2, rtol=1e-12, atol=0)  # d = 130: L is in the hundreds
-    for a, b in zip(p1, p2, strict=True):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+# d = 130: log-likelihoods are in the hundreds, so the histories are compared relatively
+_reference = functools.partial(h.reference_em, reg_covar=REG, n_iter=3)
+_engine_run = functools.partial(h.engine_em, n_iter=3)
+_assert_same = functools.partial(h.assert_same_em, history_rtol=1e-12, history_atol=0.0)
+_of_type = h.cov_of_type
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +108,10 @@ def test_wide_pass_sums_again_after_a_long_move(monkeypatch):
 
     monkeypatch.setattr(_engine, "wide_sums", counted)
     engine = EMEngine(X, "full", REG)
-    _assert_same(_engine_run(engine, start, "full", 2), _reference(X, start, "full", None, 2))
+    _assert_same(
+        _engine_run(engine, start, "full", n_iter=2),
+        _reference(X, start, "full", None, n_iter=2),
+    )
     assert any(calls)  # the second pass ran
 
 

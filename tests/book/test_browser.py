@@ -37,43 +37,25 @@ import contextlib
 import functools
 import http.server
 import math
-import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import pytest
+from chromium import browser_context, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 HOST = "127.0.0.1"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The Chinese edition's folder in the built site.
 ZH = "zh"
 # Pages Sphinx generates for navigation, not part of the book's text.
 NOT_BOOK_PAGES = {"genindex.html", "search.html", "py-modindex.html", "index.html"}
 PAGE_TIMEOUT_MS = 30_000
 TABS = 3  # pages open at once
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
 
 
 CHROMIUM = find_chromium()
@@ -309,33 +291,17 @@ async def visit(context, base_url: str, rel_page: str) -> PageReport:
 
 async def visit_all(base_url: str, pages: list[str]) -> dict[str, PageReport]:
     """Visit the pages with a few tabs at a time (the browser's work runs in parallel)."""
-    user_data_dir = tempfile.mkdtemp(prefix="gmm-book-chromium-")
-    try:
-        async with async_api.async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                user_data_dir,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=CHROMIUM_ARGS,
-                viewport={"width": 1280, "height": 900},
-                service_workers="block",
-            )
-            context.set_default_timeout(PAGE_TIMEOUT_MS)
-            queue = list(reversed(pages))
-            reports: dict[str, PageReport] = {}
+    async with browser_context(CHROMIUM, "gmm-book-chromium-", PAGE_TIMEOUT_MS) as context:
+        queue = list(reversed(pages))
+        reports: dict[str, PageReport] = {}
 
-            async def worker():
-                while queue:
-                    rel_page = queue.pop()
-                    reports[rel_page] = await visit(context, base_url, rel_page)
+        async def worker():
+            while queue:
+                rel_page = queue.pop()
+                reports[rel_page] = await visit(context, base_url, rel_page)
 
-            try:
-                await asyncio.gather(*(worker() for _ in range(TABS)))
-            finally:
-                await context.close()
-            return reports
-    finally:
-        shutil.rmtree(user_data_dir, ignore_errors=True)
+        await asyncio.gather(*(worker() for _ in range(TABS)))
+        return reports
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from chromium import browser_context, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_ROOT = Path(os.environ.get("GMM_LAB_ROOT", ROOT / "chapters")).resolve()
@@ -61,26 +62,6 @@ SCREENSHOTS = ROOT / "_build" / "lab-screenshots"
 HOST = "127.0.0.1"
 SERVER_START_S = 90
 NOTEBOOK_TIMEOUT_MS = 90_000
-
-# As in test_browser.py (not imported from it: that module skips itself without a built book).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        if candidate and (path := shutil.which(candidate)):
-            return path
-    return None
-
 
 CHROMIUM = find_chromium()
 
@@ -307,27 +288,9 @@ async def visit(context, base: str, rel: str) -> NotebookReport:
 
 
 async def visit_all(base: str, notebooks: list[str]) -> dict[str, NotebookReport]:
-    user_data_dir = tempfile.mkdtemp(prefix="gmm-lab-chromium-")
-    try:
-        from playwright import async_api
-
-        async with async_api.async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                user_data_dir,
-                executable_path=CHROMIUM,
-                headless=True,
-                args=CHROMIUM_ARGS,
-                viewport={"width": 1280, "height": 900},
-                service_workers="block",
-            )
-            context.set_default_timeout(NOTEBOOK_TIMEOUT_MS)
-            try:
-                # One notebook at a time: each starts a kernel, on a small machine.
-                return {rel: await visit(context, base, rel) for rel in notebooks}
-            finally:
-                await context.close()
-    finally:
-        shutil.rmtree(user_data_dir, ignore_errors=True)
+    async with browser_context(CHROMIUM, "gmm-lab-chromium-", NOTEBOOK_TIMEOUT_MS) as context:
+        # One notebook at a time: each starts a kernel, on a small machine.
+        return {rel: await visit(context, base, rel) for rel in notebooks}
 
 
 @pytest.fixture(scope="module")
