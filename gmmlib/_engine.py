@@ -580,7 +580,7 @@ _REFERENCE_ROWS = 1 << 11
 
 
 def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend="auto",
-                n_threads=None):  # fmt: skip
+                n_threads=None, verify=None):  # fmt: skip
     """``what`` of every row of ``X`` under θ, block by block: no (N, K) temporaries.
 
     ``score_samples``: log P(x_i | θ) (N,); ``predict``: the most responsible
@@ -588,7 +588,11 @@ def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend=
     blocks of an ndarray or memmap on ``n_threads`` threads, writing straight into the
     output; other inputs, and the rare rows whose distances overflow, take the
     reference path (``gmmlib._e_step``) a block of rows at a time. Extra memory is a
-    few blocks, whatever N is. No argument checking: the estimator checks X and θ.
+    few blocks, whatever N is. No argument checking: the estimator checks X and θ,
+    except that X's values may be left to ``verify(X)`` (raising on NaN or infinity),
+    called before the reference path computes any row: the compiled kernels mark every
+    row with a non-finite entry (its log-joints are NaN or -inf), so a finite X takes
+    no pass of its own unless some row's distances overflowed.
     """
     from ._e_step import _e_step  # the reference path
     from ._kernels import kernels_for, resolve_backend
@@ -623,6 +627,8 @@ def row_results(X, weights, means, prec_chol, covariance_type, what, *, backend=
         n_bad = sum(threads.map(work, block_starts(n_samples, block)))
         if not n_bad:
             return output
+    if verify is not None:
+        verify(X)
     for start in range(0, n_samples, _REFERENCE_ROWS):
         stop = min(start + _REFERENCE_ROWS, n_samples)
         if n_bad:  # only the rows the compiled kernel could not compute

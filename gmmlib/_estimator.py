@@ -40,6 +40,7 @@ from ._validation import (
     check_dense,
     check_enough_samples,
     check_feature_names,
+    check_finite,
     check_finite_log_likelihood,
     check_init_params,
     check_int,
@@ -88,7 +89,9 @@ def _covariances_from_precisions(precisions, covariance_type):
     return 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
 
 
-def _predict_rows(X, what, params, covariance_type, backend, n_threads=None, covariances=None):
+def _predict_rows(
+    X, what, params, covariance_type, backend, n_threads=None, covariances=None, verify=None
+):
     """``what`` ("score_samples", "predict" or "predict_proba") of X's rows, in float64.
 
     ``params`` are the fitted (weights, means, precisions_cholesky) in float64. Complete
@@ -96,9 +99,9 @@ def _predict_rows(X, what, params, covariance_type, backend, n_threads=None, cov
     temporaries). With ``covariances`` (the fitted ones as a (K, d, d) stack:
     ``missing="em"``), the rows holding NaN get the quantities of their observed
     coordinates (:func:`gmmlib.observed_log_likelihood`,
-    :func:`gmmlib.observed_responsibilities`).
+    :func:`gmmlib.observed_responsibilities`). ``verify``: see ``row_results``.
     """
-    rows = partial(row_results, backend=backend, n_threads=n_threads)
+    rows = partial(row_results, backend=backend, n_threads=n_threads, verify=verify)
     holes = None if covariances is None else np.isnan(X).any(axis=1)
     if holes is None or not holes.any():
         return rows(X, *params, covariance_type, what)
@@ -485,7 +488,7 @@ class GaussianMixture:
         return weights, means, covariances
 
     @staticmethod
-    def _as_data(X, lazy=False, allow_nan=False):
+    def _as_data(X, lazy=False, allow_nan=False, check_values=True):
         """(X as checked float64 data, the dtype of the fitted results): float32 for float32.
 
         A Dask array stays one (``lazy``: its values checked when it is computed). With
@@ -495,20 +498,25 @@ class GaussianMixture:
         if not isinstance(X, np.ndarray) and not is_dask_array(X):
             X = np.asarray(X)  # a list, or a data frame (its names were read before)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
-        return check_data(X, lazy=lazy, allow_nan=allow_nan), dtype
+        checked = check_data(X, lazy=lazy, allow_nan=allow_nan, check_values=check_values)
+        return checked, dtype
 
-    def _check_X_predict(self, X, stacklevel=3, allow_nan=None):
+    def _check_X_predict(self, X, stacklevel=3, allow_nan=None, defer_values=False):
         """New data, checked against the fitted model; returns (X, output dtype, input dtype).
 
         ``stacklevel`` points a warning at the caller of the public method. NaN entries
-        are allowed with ``missing="em"`` (or ``allow_nan=True``).
+        are allowed with ``missing="em"`` (or ``allow_nan=True``). ``defer_values``
+        (for ``_rows``, which verifies them): an ndarray's values are not checked for
+        NaN and infinity here unless NaN is allowed.
         """
         check_is_fitted(self)
         if allow_nan is None:
             allow_nan = check_missing(self.missing) == "em"
         fitted = getattr(self, "feature_names_in_", None)
         check_feature_names(fitted, feature_names(X), stacklevel=stacklevel + 1)
-        X, dtype = self._as_data(X, lazy=True, allow_nan=allow_nan)
+        X, dtype = self._as_data(
+            X, lazy=True, allow_nan=allow_nan, check_values=allow_nan or not defer_values
+        )
         check_n_features(X, self.n_features_in_)
         return X, np.result_type(dtype, self.means_.dtype), dtype
 
@@ -783,7 +791,14 @@ class GaussianMixture:
     def _rows(self, X, what):
         """``what`` of every row of X (an ndarray or memmap) under the fitted model, in
         float64 (``_predict_rows``: blocks on the engine's threads, no (N, K)
-        temporaries; a row with NaN, ``missing="em"``, from its observed coordinates)."""
+        temporaries; a row with NaN, ``missing="em"``, from its observed coordinates).
+
+        X's values may be unchecked (``_check_X_predict(defer_values=True)``): a pass
+        over X to look for NaN and infinity took a tenth of a prediction's time, and
+        the compiled kernels flag every row with such an entry, so ``row_results``
+        checks X (and raises ``check_data``'s error) only when some row was flagged,
+        or before its NumPy path.
+        """
         return _predict_rows(
             X,
             what,
@@ -791,6 +806,7 @@ class GaussianMixture:
             self.covariance_type,
             self.backend,
             covariances=self._fitted_covariances(),
+            verify=partial(check_finite, allow_nan=self.missing == "em"),
         )
 
     def score_samples(self, X) -> np.ndarray:
@@ -812,7 +828,7 @@ class GaussianMixture:
             :func:`gmmlib.observed_log_likelihood` (0 for a row with nothing
             observed).
         """
-        X, dtype, _ = self._check_X_predict(X)
+        X, dtype, _ = self._check_X_predict(X, defer_values=True)
         if is_dask_array(X):
             return self._per_chunk(X, "score_samples", dtype)
         return self._rows(X, "score_samples").astype(dtype, copy=False)
@@ -879,7 +895,7 @@ class GaussianMixture:
             NaN entries (``missing="em"``) gets those of its observed coordinates,
             as in :func:`gmmlib.observed_responsibilities`.
         """
-        X, dtype, _ = self._check_X_predict(X)
+        X, dtype, _ = self._check_X_predict(X, defer_values=True)
         if is_dask_array(X):
             return self._per_chunk(X, "predict_proba", dtype, self.n_components)
         return self._rows(X, "predict_proba").astype(dtype, copy=False)
@@ -897,7 +913,7 @@ class GaussianMixture:
             For every sample, the component k with the largest responsibility (from
             the observed coordinates of a row with NaN entries, ``missing="em"``).
         """
-        X, _, _ = self._check_X_predict(X)
+        X, _, _ = self._check_X_predict(X, defer_values=True)
         if is_dask_array(X):
             return self._per_chunk(X, "predict", np.intp)
         return self._rows(X, "predict")

@@ -848,9 +848,77 @@ def compiled_diag_rows(
     return n_bad
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _load_expanded_rows(X, start, rows, ref, expanded):
+    """``expanded`` = [u, 1, u²] (rows, 2d + 1) or [u, 1, |u|²] (rows, d + 2), u = x - r.
+
+    The rows of ``_load_expanded``'s matrix, written as X's rows are read (a row's
+    values are contiguous in both): twice as fast as writing its transpose.
+    """
+    d = X.shape[1]
+    if expanded.shape[1] == 2 * d + 1:
+        for b in range(rows):
+            for j in range(d):
+                u = X[start + b, j] - ref[j]
+                expanded[b, j] = u
+                expanded[b, d + 1 + j] = u * u
+            expanded[b, d] = 1.0
+    else:
+        for b in range(rows):
+            norm = 0.0
+            for j in range(d):
+                u = X[start + b, j] - ref[j]
+                expanded[b, j] = u
+                norm += u * u
+            expanded[b, d] = 1.0
+            expanded[b, d + 1] = norm
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _expanded_labels(X, starts, block, coefficients, ref, labels):
+    """``predict`` alone for ``compiled_expanded_rows``: the most responsible component.
+
+    Row-major throughout: [u, 1, u²] as X's rows lie, the log-joints as (rows, K) by
+    one product with the coefficients' transpose, then each row's largest in one
+    scan (the first of equal ones, as np.argmax). Measured at 100 000 × 8 × 8 on one
+    thread: 2.3 ms, against 3.3 ms for the (K, rows) layout that the log-sum-exp of
+    ``score_samples`` needs (its transposed load and its column-wise maximum and
+    argmax cost more than this scan). A row with a NaN log-joint or none finite
+    gets label -1 and is counted, as in ``_row_results``.
+    """
+    N = X.shape[0]
+    K, width = coefficients.shape
+    coefficients_t = np.ascontiguousarray(coefficients.T)
+    expanded_buffer, log_joint_buffer = np.empty(width * block), np.empty(K * block)
+    n_bad = 0
+    for start in starts:
+        rows = min(block, N - start)
+        expanded = expanded_buffer[: width * rows].reshape(rows, width)
+        log_joint = log_joint_buffer[: K * rows].reshape(rows, K)
+        _load_expanded_rows(X, start, rows, ref, expanded)
+        np.dot(expanded, coefficients_t, log_joint)
+        for b in range(rows):
+            best = log_joint[b, 0]
+            total = best  # NaN if a log-joint is NaN (or +inf beside -inf)
+            label = 0
+            for k in range(1, K):
+                value = log_joint[b, k]
+                total += value
+                if value > best:
+                    best = value
+                    label = k
+            if total != total or not best > -np.inf:  # left to the reference path
+                n_bad += 1
+                label = -1
+            labels[start + b] = label
+    return n_bad
+
+
 @_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_expanded_rows(X, starts, block, coefficients, ref, log_density, labels, resp_out):
     """Per-row results for diagonal and spherical covariances, as ``compiled_expanded_sums``."""
+    if not (log_density.shape[0] or resp_out.shape[0]):
+        return _expanded_labels(X, starts, block, coefficients, ref, labels)
     N = X.shape[0]
     K, width = coefficients.shape
     xt_buffer = np.empty(width * block)

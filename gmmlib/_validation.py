@@ -64,7 +64,13 @@ def _object_to_float(X: np.ndarray, name: str) -> np.ndarray:
 
 
 def check_data(
-    X, *, name: str = "X", min_samples: int = 1, lazy: bool = False, allow_nan: bool = False
+    X,
+    *,
+    name: str = "X",
+    min_samples: int = 1,
+    lazy: bool = False,
+    allow_nan: bool = False,
+    check_values: bool = True,
 ) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
 
@@ -72,6 +78,9 @@ def check_data(
     a Dask array stays a Dask array (of float32 or float64), checked without being loaded
     (``lazy``: its values are checked chunk by chunk when it is computed, not now).
     With ``allow_nan``, NaN entries (missing values) are kept and only infinity is refused.
+    With ``check_values=False`` (an ndarray or memmap) the values are not looked at: the
+    caller promises to call :func:`check_finite` before it uses any result computed
+    from a non-finite entry (the prediction kernels find such rows on their own).
     """
     check_dense(X, name)
     if is_dask_array(X):
@@ -88,11 +97,18 @@ def check_data(
     # memory is never loaded whole.
     X = np.asarray(X, dtype=np.float64) if mapped is None else mapped
     _check_size(X, name, min_samples)
+    if check_values:
+        check_finite(X, name, allow_nan)
+    return X
+
+
+def check_finite(X, name: str = "X", allow_nan: bool = False) -> None:
+    """Raise the error of :func:`check_data` if ``X`` (checked otherwise) holds NaN or
+    infinity (only infinity with ``allow_nan``): a block of rows at a time."""
     if allow_nan:
         _refuse_infinite(_nonfinite_rows(X, finite=np.isinf), name)
     else:
         _refuse_nonfinite(_nonfinite_rows(X), name)
-    return X
 
 
 def is_dask_array(X) -> bool:
@@ -185,7 +201,7 @@ def _refuse_nonfinite(rows, name: str) -> None:
     if rows.size:
         raise ValueError(
             f"{name} contains NaN or infinity in {rows.size} row(s) (row {_shown_rows(rows)}). "
-            "Remove or impute those rows before fitting. If NaN marks missing values, "
+            "Remove or impute those rows. If NaN marks missing values, "
             'GaussianMixture(missing="em") fits the data as they are, by EM over the '
             "missing entries (and gmmlib's observed_* functions take NaN too)."
         )

@@ -143,3 +143,70 @@ def test_predicting_adds_constant_memory(what, backend):
     growth = extra[400_000] - extra[50_000]
     assert growth < 2**20, f"{what}: {growth / 2**20:.1f} MiB more for 8 times the rows"
     assert extra[400_000] < 16 * 2**20  # the NumPy kernel keeps blocks of 4 MiB
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("covariance_type", h.COV_TYPES)
+@pytest.mark.parametrize("separation", [3.0, 3000.0], ids=["near", "far"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_rows_are_refused_on_every_path(bad, separation, covariance_type, backend):
+    """NaN or infinity in X: the error of ``check_data`` naming the row, for every
+    prediction, although the values are checked only when a kernel flags a row (the
+    compiled kernels, the expanded one for "near" diagonal and spherical means and the
+    per-component one for "far") or before the NumPy path."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(6000, 3)) + separation * rng.integers(0, 3, size=(6000, 1))
+    gm = gmmlib.GaussianMixture(
+        3, covariance_type=covariance_type, random_state=0, backend=backend
+    ).fit(X)
+    for row in (0, 2500, 5999):
+        X_bad = X.copy()
+        X_bad[row, 1] = bad
+        for what in ("predict", "predict_proba", "score_samples", "score"):
+            with pytest.raises(ValueError, match=rf"X contains NaN or infinity in 1 row\(s\) "
+                               rf"\(row {row}\)"):  # fmt: skip
+                getattr(gm, what)(X_bad)
+
+
+@pytest.mark.skipif(not have_numba(), reason="Numba is not installed")
+@pytest.mark.parametrize("covariance_type", h.COV_TYPES)
+def test_finite_data_take_no_separate_check_of_their_values(covariance_type, monkeypatch):
+    """The pass over X that looks for NaN and infinity runs only when a compiled kernel
+    flagged a row: not for finite data, but for a row whose distances overflow (whose
+    results then come from the reference path, as without the deferral)."""
+    from gmmlib import _estimator
+
+    rng = np.random.default_rng(12)
+    gm, X = _fitted(rng, covariance_type, "numba")
+    checks = []
+    check = _estimator.check_finite
+    monkeypatch.setattr(
+        _estimator, "check_finite", lambda *a, **k: checks.append(1) or check(*a, **k)
+    )
+    labels = gm.predict(X)
+    gm.score_samples(X)
+    assert checks == []
+    X_far = np.vstack([X[:10], [[1e160, 0.0, 0.0]]])
+    assert np.array_equal(gm.predict(X_far)[:10], labels[:10])
+    assert checks == [1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("covariance_type", h.COV_TYPES)
+def test_predict_of_equal_components_is_the_first_as_argmax(covariance_type, backend):
+    """Two identical components tie on every row: ``predict`` gives the first of them,
+    as np.argmax does (the compiled predict scans each row's log-joints)."""
+    rng = np.random.default_rng(13)
+    gm, X = _fitted(rng, covariance_type, backend)
+    twin = gmmlib.GaussianMixture(
+        5, covariance_type=covariance_type, backend=backend, max_iter=0,
+        weights_init=np.append(gm.weights_, gm.weights_[1]) / (1 + gm.weights_[1]),
+        means_init=np.vstack([gm.means_, gm.means_[1]]),
+        precisions_init=(gm.precisions_ if covariance_type == "tied"
+                         else np.concatenate([gm.precisions_, gm.precisions_[1:2]])),
+    ).fit(X)  # fmt: skip
+    full = h.to_full(twin.covariances_, covariance_type, 5, 3)
+    log_joint = h.scipy_log_joint(X, twin.weights_, twin.means_, full)
+    labels = twin.predict(X)
+    assert np.array_equal(labels, np.argmax(log_joint, axis=1))
+    assert 4 not in labels and 1 in labels
