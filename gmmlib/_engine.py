@@ -24,7 +24,7 @@ features: BLAS on big blocks) and ``gmmlib._dask`` (Dask arrays).
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import numpy as np
@@ -37,7 +37,12 @@ from ._blocks import (
     default_threads,
     in_this_thread,
 )
-from ._gaussian import LOG_2PI, _log_det_precision_cholesky
+from ._gaussian import (
+    LOG_2PI,
+    CovarianceCholesky,
+    _log_det_precision_cholesky,
+    _precision_from_cholesky,
+)
 from ._m_step import params_from_sums
 from ._validation import (
     check_backend,
@@ -148,6 +153,66 @@ def tied_second(scatter, first, shared, centres):
     return second
 
 
+#: Full covariances are expanded up to this many features (their expanded vectors
+#: [u; 1; u_a u_b] have d + 1 + d(d + 1)/2 entries) and from this many components
+#: (the products are made once per row, whatever K: with few components they cost
+#: more than the whitening they replace).
+_FULL_EXPANSION_MAX_FEATURES = 32
+_FULL_EXPANSION_MIN_COMPONENTS = 8
+
+
+@lru_cache(maxsize=_FULL_EXPANSION_MAX_FEATURES)
+def _upper_triangle(d: int):
+    """np.triu_indices(d): the order of the products u_a u_b in ``_load_expanded``."""
+    return np.triu_indices(d)
+
+
+def full_expansion_coefficients(constants):
+    """The expanded full kernel's coefficients, or None where they would lose digits.
+
+    With W_k = [A_k | b_k] a component's rows of the whitening (A_k = U_kᵀ/√2,
+    b_k = -U_kᵀ(μ_k - r)/√2), log p_k + log φ(x | θ_k) = log_const_k - |A_k u + b_k|²
+    is linear in [u; 1; u_a u_b (a ≤ b)], u = x - r, with coefficients -2 A_kᵀ b_k,
+    log_const_k - |b_k|², and -(A_kᵀ A_k)_aa on the squares, -2 (A_kᵀ A_k)_ab on the
+    products: (K, d + 1 + d(d + 1)/2), ordered as ``_load_expanded`` writes them.
+    None when a component's |b_k|² exceeds ``_EXPANSION_MAX`` (see there).
+    """
+    whitening, _, log_const = constants
+    K = log_const.shape[0]
+    d = whitening.shape[1] - 1
+    W = whitening.reshape(K, d, d + 1)
+    A, b = W[:, :, :d], W[:, :, d]
+    centre_sq = np.sum(b**2, axis=1)
+    if not np.max(centre_sq) <= _EXPANSION_MAX:
+        return None
+    gram = A.transpose(0, 2, 1) @ A  # A_kᵀ A_k
+    rows, columns = _upper_triangle(d)
+    quadratic = -gram[:, rows, columns] * np.where(rows == columns, 1.0, 2.0)
+    linear = -2.0 * np.einsum("kji,kj->ki", A, b)
+    return np.ascontiguousarray(np.hstack([linear, (log_const - centre_sq)[:, None], quadratic]))
+
+
+def expanded_full_sums(loglik, first, constants) -> Sums:
+    """The full kernels' ``Sums`` from the expanded kernel's Σ_i w_i γ_ik [u_i; 1; u_a u_b].
+
+    With M_k = Σ_i w_i γ_ik [u_i; 1][u_i; 1]ᵀ (rebuilt from the products), the sum of
+    the whitened vectors' squares is W_k M_k W_kᵀ: what the whitening kernels add up,
+    so the M-step and its cancellation test take these sums unchanged.
+    """
+    whitening = constants.whitening
+    d = whitening.shape[1] - 1
+    K = first.shape[1]
+    moments = np.empty((K, d + 1, d + 1))
+    rows, columns = _upper_triangle(d)
+    moments[:, rows, columns] = first[d + 1 :].T
+    moments[:, columns, rows] = first[d + 1 :].T
+    moments[:, :, d] = first[: d + 1].T
+    moments[:, d, :] = first[: d + 1].T
+    W = whitening.reshape(K, d, d + 1)
+    second = W @ moments @ W.transpose(0, 2, 1)
+    return Sums(loglik, np.ascontiguousarray(first[: d + 1]), second)
+
+
 def expansion_coefficients(constants, spherical: bool = False):
     """The expanded diagonal kernels' coefficients, or None where they would lose digits.
 
@@ -227,8 +292,15 @@ def block_sums(
             return Sums.total(run(tied_work, block_starts(n_samples, block)))
 
     coefficients = None
-    if not full and recentred is None and kernels.backend == "numba":
-        coefficients = expansion_coefficients(constants, covariance_type == "spherical")
+    if recentred is None and kernels.backend == "numba":
+        if not full:
+            coefficients = expansion_coefficients(constants, covariance_type == "spherical")
+        elif (
+            covariance_type == "full"
+            and d <= _FULL_EXPANSION_MAX_FEATURES
+            and K >= _FULL_EXPANSION_MIN_COMPONENTS
+        ):
+            coefficients = full_expansion_coefficients(constants)
     if coefficients is not None:
         from ._kernels import compiled_expanded_sums
 
@@ -237,9 +309,11 @@ def block_sums(
             first = np.zeros((coefficients.shape[1], K))
             args = (coefficients, constants.ref, first, scores_only)
             loglik = compiled_expanded_sums(X, sample_weight, starts, block, *args)
-            return expanded_sums(loglik, first, constants)
+            return loglik, first
 
-        return Sums.total(run(expanded_work, block_starts(n_samples, block)))
+        parts = run(expanded_work, block_starts(n_samples, block))
+        loglik, first = sum(part[0] for part in parts), sum(part[1] for part in parts)
+        return (expanded_full_sums if full else expanded_sums)(loglik, first, constants)
 
     def work(starts, workspace):
         first, second = np.zeros((d + 1, K)), np.zeros((K, d, d) if full else (K, d))
@@ -419,6 +493,13 @@ class EMEngine:
             return self._sums(constants, scores_only, recentred, backend="numpy")
         return result
 
+    @property
+    def takes_covariance_factors(self) -> bool:
+        """Whether :meth:`step` runs faster given the covariances' Cholesky factors
+        (a ``gmmlib._gaussian.CovarianceCholesky``) than the precisions' (many features,
+        full or tied covariances: ``gmmlib._wide`` solves with them)."""
+        return self._wide
+
     def mean_log_likelihood(self, weights, means, prec_chol) -> float:
         """Average (weighted) log P(x_i | θ) over the data, in one blocked pass."""
         if self._wide:
@@ -426,6 +507,7 @@ class EMEngine:
                                scores_only=True, block=self._block_size)[0]  # fmt: skip
             if np.isfinite(loglik):
                 return loglik / self.total_weight
+        prec_chol = _precisions_factor(prec_chol)
         constants = e_step_constants(weights, means, prec_chol, self.covariance_type)
         return float(self._sums(constants, scores_only=True).log_likelihood) / self.total_weight
 
@@ -438,7 +520,9 @@ class EMEngine:
         means : ndarray of shape (n_components, n_features)
         prec_chol : ndarray
             Cholesky factors of the precisions, as returned by
-            :func:`gmmlib.precision_cholesky` for the covariance type.
+            :func:`gmmlib.precision_cholesky` for the covariance type (or, where
+            :attr:`takes_covariance_factors`, the covariances' factors as a
+            ``gmmlib._gaussian.CovarianceCholesky``).
 
         Returns
         -------
@@ -459,6 +543,7 @@ class EMEngine:
             wide = self._wide_step(weights, means, prec_chol)
             if wide is not None:
                 return wide
+        prec_chol = _precisions_factor(prec_chol)
         constants = e_step_constants(weights, means, prec_chol, self.covariance_type)
         sums = self._sums(constants, scores_only=False)
         centres = np.asarray(means, dtype=np.float64)
@@ -516,6 +601,14 @@ class EMEngine:
         sum_y = sums.first[:d].T - counts[:, None] * (centres - constants.ref)
         # 2 Σ: exact, the kernels whiten to z / √2
         return self._params_about(counts, sum_y, 2.0 * sums.second, centres, prec_chol)
+
+
+def _precisions_factor(factor):
+    """The precisions' factors U_k, from a ``CovarianceCholesky`` (the blocked kernels
+    multiply by U_k) or as given."""
+    if isinstance(factor, CovarianceCholesky):
+        return _precision_from_cholesky(factor)
+    return factor
 
 
 #: The one-pass update takes the scatter about the new mean as Σγ z zᵀ minus N_k δδᵀ

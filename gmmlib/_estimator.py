@@ -22,7 +22,13 @@ from functools import partial
 import numpy as np
 
 from ._engine import EMEngine, from_e_step, improves, row_results
-from ._gaussian import _precision_cholesky, precision_cholesky
+from ._gaussian import (
+    CovarianceCholesky,
+    _covariance_cholesky,
+    _precision_cholesky,
+    _precision_from_cholesky,
+    precision_cholesky,
+)
 from ._init import initial_parameters
 from ._missing import _impute, _observed_e_step, filled_with_column_means, full_covariances
 from ._missing import missingness_patterns as _missingness_patterns
@@ -144,8 +150,9 @@ def _impute_chunk(x, *, params, covariances, dtype):
     return out
 
 
-def _factor(covariances, covariance_type):
-    """The precisions' Cholesky factors of an M-step's covariances.
+def _factor(covariances, covariance_type, covariance_factors=False):
+    """The precisions' Cholesky factors of an M-step's covariances (with
+    ``covariance_factors``, full or tied: the covariances' own, a ``CovarianceCholesky``).
 
     :func:`gmmlib.precision_cholesky` without its layout and symmetry checks, which
     the engine's covariances pass by construction (a symmetry test costs as much as
@@ -155,6 +162,8 @@ def _factor(covariances, covariance_type):
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("diag", "spherical"):
         check_positive_variances(covariances)
+    elif covariance_factors:
+        return _covariance_cholesky(covariances, covariance_type)
     return _precision_cholesky(covariances, covariance_type)
 
 
@@ -616,6 +625,9 @@ class GaussianMixture:
                 X, cov_type, settings["reg_covar"], sample_weight, backend=settings["backend"]
             )
         history, converged, n_iter = [], False, 0
+        # many features, full or tied: the engine solves with the covariances' factors,
+        # and the precisions' (a triangular inverse per component) are made once, below
+        covariance_factors = getattr(engine, "takes_covariance_factors", False)
         tick = time.perf_counter()
         with engine:  # BLAS held to one thread per engine thread, restored on exit
             for n_iter in range(1, settings["max_iter"] + 1):
@@ -623,7 +635,7 @@ class GaussianMixture:
                 # mean log-likelihood of the parameters at the start of the iteration
                 lower_bound, weights, means, covariances = engine.step(weights, means, prec_chol)
                 history.append(lower_bound)
-                prec_chol = _factor(covariances, cov_type)
+                prec_chol = _factor(covariances, cov_type, covariance_factors)
                 change = lower_bound - previous
                 if verbose and n_iter % interval == 0:
                     line = f"  iteration {n_iter:4d}  mean log-likelihood {lower_bound:.8f}"
@@ -636,6 +648,8 @@ class GaussianMixture:
                     converged = True
                     break
             history.append(engine.mean_log_likelihood(weights, means, prec_chol))
+        if isinstance(prec_chol, CovarianceCholesky):
+            prec_chol = _precision_from_cholesky(prec_chol)
         history = check_finite_log_likelihood(history)
         return {
             "weights_": weights,

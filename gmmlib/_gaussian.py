@@ -20,6 +20,8 @@ The book, chapter 1, "The generative model" (chapters/01_generative_model.ipynb)
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -37,6 +39,54 @@ from ._validation import (
 LOG_2PI = np.log(2.0 * np.pi)
 
 
+class CovarianceCholesky(NamedTuple):
+    """The covariances' Cholesky factors Σ_k = L_k L_kᵀ, held as L_kᵀ.
+
+    ``upper`` is (K, d, d), or (d, d) for tied covariances: C-ordered upper triangles,
+    so that each L_k is a Fortran-ordered view that BLAS and LAPACK read without a
+    copy. What a pass that solves with L_k (``gmmlib._wide``) takes in place of the
+    precisions' factors U_k = L_k⁻ᵀ: the estimator then inverts the triangles once
+    per fit (:func:`_precision_from_cholesky`), not at every iteration.
+    """
+
+    upper: np.ndarray
+
+
+def _covariance_cholesky(covariances, covariance_type) -> CovarianceCholesky:
+    """L_kᵀ of each full or tied covariance (LAPACK potrf); no argument checking.
+
+    When a factorisation fails, this raises the ValueError of
+    ``gmmlib._validation.not_positive_definite``, which names the component.
+    """
+    stack = covariances[None] if covariance_type == "tied" else covariances
+    upper = np.empty_like(stack)
+    for k, cov in enumerate(stack):
+        # SciPy's LAPACK: NumPy's cholesky is another OpenBLAS, whose idle threads then
+        # compete with SciPy's for the cores. cov.T: the same symmetric matrix, and for
+        # a C-ordered cov the Fortran-ordered array LAPACK reads, so no transposed copy
+        # is made (half of potrf's time at d = 1000).
+        chol, info = lapack.dpotrf(cov.T, lower=1, clean=1)
+        if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
+            raise not_positive_definite(k, covariance_type)
+        upper[k] = chol.T  # a Fortran-ordered L: its transpose is a C-ordered copy
+    return CovarianceCholesky(upper[0] if covariance_type == "tied" else upper)
+
+
+def _precision_from_cholesky(factors: CovarianceCholesky) -> np.ndarray:
+    """U_k = L_k⁻ᵀ from the covariances' factors (LAPACK trtri); no argument checking.
+
+    scipy.linalg.solve_triangular(L, I) gives the same U but goes through a threaded
+    solver that costs milliseconds even for a 2x2 matrix when the cores are busy.
+    """
+    upper = factors.upper
+    stack = upper[None] if upper.ndim == 2 else upper
+    out = np.empty_like(stack)
+    for k, u in enumerate(stack):
+        inv_chol, _ = lapack.dtrtri(u.T, lower=1)
+        out[k] = inv_chol.T
+    return out[0] if upper.ndim == 2 else out
+
+
 def _precision_cholesky(covariances, covariance_type):
     """Core of :func:`gmmlib.precision_cholesky`; no argument checking.
 
@@ -47,23 +97,7 @@ def _precision_cholesky(covariances, covariance_type):
     names the component.
     """
     if covariance_type in ("full", "tied"):
-        stack = covariances[None] if covariance_type == "tied" else covariances
-        out = np.empty_like(stack)
-        for k, cov in enumerate(stack):
-            # LAPACK's Cholesky (potrf) and triangular inverse (trtri), both from
-            # SciPy's LAPACK. scipy.linalg.solve_triangular(chol, I) gives the same U
-            # but goes through a threaded solver that costs milliseconds even for a 2x2
-            # matrix when the cores are busy; NumPy's cholesky is another OpenBLAS,
-            # whose idle threads then compete with SciPy's for the cores.
-            # cov.T: the same symmetric matrix, and for a C-ordered cov the Fortran-ordered
-            # array LAPACK reads, so no transposed copy is made (half of potrf's time at
-            # d = 1000)
-            chol, info = lapack.dpotrf(cov.T, lower=1, clean=1)
-            if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
-                raise not_positive_definite(k, covariance_type)
-            inv_chol, _ = lapack.dtrtri(chol, lower=1)
-            out[k] = inv_chol.T
-        return out[0] if covariance_type == "tied" else out
+        return _precision_from_cholesky(_covariance_cholesky(covariances, covariance_type))
     return 1.0 / np.sqrt(covariances)
 
 

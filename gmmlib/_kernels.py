@@ -672,10 +672,12 @@ def compiled_diag_sums(
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _load_expanded(X, start, rows, ref, xt):
-    """xt = [u; 1; u²] (2d + 1, rows), or [u; 1; |u|²] (d + 2, rows), u = x - r.
+    """xt = [u; 1; u²] (2d + 1, rows), [u; 1; |u|²] (d + 2, rows) or [u; 1; u_a u_b for
+    a ≤ b] (d + 1 + d(d + 1)/2, rows), u = x - r.
 
-    The squares one by one for diagonal covariances, their sum for spherical ones
-    (which of the two: by ``xt``'s number of rows; for d = 1 they are the same).
+    The squares one by one for diagonal covariances, their sum for spherical ones,
+    every product of two coordinates for full ones (which of the three: by ``xt``'s
+    number of rows; for d = 1 they are the same).
     """
     d = X.shape[1]
     # Row by row of xt: its rows lie a power of two of bytes apart for the usual block
@@ -689,12 +691,19 @@ def _load_expanded(X, start, rows, ref, xt):
         for j in range(d):
             for b in range(rows):
                 xt[d + 1 + j, b] = xt[j, b] * xt[j, b]
-    else:
+    elif xt.shape[0] == d + 2:
         for b in range(rows):
             xt[d + 1, b] = 0.0
         for j in range(d):
             for b in range(rows):
                 xt[d + 1, b] += xt[j, b] * xt[j, b]
+    else:
+        row = d + 1
+        for i in range(d):
+            for j in range(i, d):
+                for b in range(rows):
+                    xt[row, b] = xt[i, b] * xt[j, b]
+                row += 1
 
 
 @njit(inline="always", fastmath=_FASTMATH)

@@ -8,7 +8,11 @@ thousands of rows, and each step is one multi-threaded BLAS call on it:
 
 * the E-step whitens each component's rows with a triangular product,
   :math:`z_{ik} = U_k^\top (x_i - \mu_k)` (``dtrmm``: N·d² floating-point operations
-  per component instead of the dense product's 2·N·d²);
+  per component instead of the dense product's 2·N·d²), or, given the covariances'
+  factors :math:`\Sigma_k = L_k L_k^\top` (``CovarianceCholesky``, as the estimator's
+  loop passes them), by the triangular solve :math:`z_{ik} = L_k^{-1}(x_i - \mu_k)`
+  (``dtrsm``, as fast), which spares the loop a triangular inverse per component and
+  iteration;
 * the M-step's scatter about the old means, in the data's own frame,
   :math:`\sum_i w_i\gamma_{ik} (x_i - c_k)(x_i - c_k)^\top`, is a symmetric rank-B
   update (``dsyrk``: N·d² per component, half of a general product), so
@@ -29,7 +33,7 @@ import numpy as np
 from scipy.linalg import blas
 from scipy.special import logsumexp
 
-from ._gaussian import LOG_2PI
+from ._gaussian import LOG_2PI, CovarianceCholesky
 
 #: From this many features, full and tied covariances take this pass: below it the
 #: block kernels are faster. Measured on this project's 2-core machine (K = 3 and 8,
@@ -55,8 +59,10 @@ def wide_sums(
     X : array_like of shape (n_samples, n_features)
         Read ``X[start:stop]`` a block at a time (an ndarray, a memmap).
     sample_weight : ndarray of shape (n_samples,) or None
-    weights, means, prec_chol : ndarray
-        θ, whose responsibilities weight the sums.
+    weights, means : ndarray
+    prec_chol : ndarray or CovarianceCholesky
+        With them θ, whose responsibilities weight the sums: the precisions' factors
+        U_k, or the covariances' L_k.
     centres : ndarray of shape (n_components, n_features), optional
         The points the sums are taken about (default: ``means``): the engine's second
         pass sums about the new means after a long move.
@@ -77,13 +83,18 @@ def wide_sums(
     K = len(weights)
     means = np.asarray(means, dtype=np.float64)
     centres = means if centres is None else np.asarray(centres, dtype=np.float64)
-    factors = np.broadcast_to(np.asarray(prec_chol, dtype=np.float64), (K, d, d))
-    # dtrmm reads Fortran-ordered matrices: U_kᵀ (lower triangular) is one, as a view of
-    # the C-ordered U_k, so no copy is made
+    solve = isinstance(prec_chol, CovarianceCholesky)  # z = L⁻¹y, else z = Uᵀy
+    factors = np.broadcast_to(
+        np.asarray(prec_chol.upper if solve else prec_chol, dtype=np.float64), (K, d, d)
+    )
+    # BLAS reads Fortran-ordered matrices: L_k and U_kᵀ (lower triangular) are ones, as
+    # views of the C-ordered L_kᵀ and U_k, so no copy is made
     factors_t = [np.ascontiguousarray(u).T for u in factors]
+    triangular = blas.dtrsm if solve else blas.dtrmm
     with np.errstate(divide="ignore"):  # a zero weight is a legitimate -inf
         log_const = np.log(weights) - 0.5 * d * LOG_2PI
-    log_const = log_const + np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))).sum(axis=1)
+    log_det = np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))).sum(axis=1)
+    log_const = log_const + (-log_det if solve else log_det)  # log|U_k| = -log|L_k|
     block = max(1, min(n_samples, block or _BLOCK_BYTES // (8 * d)))
     first = np.zeros((d + 1, K))
     scatter_f = [np.zeros((d, d), order="F") for _ in range(K)]  # upper triangles
@@ -99,8 +110,9 @@ def wide_sums(
             log_joint = np.empty((b, K))
             for k in range(K):
                 np.subtract(rows, means[k], out=y_b)
-                # z = Uᵀ(x - μ_k), for all rows at once: yᵀ is y_b read in Fortran order
-                z_t = blas.dtrmm(1.0, factors_t[k], y_b.T, side=0, lower=1, trans_a=0,
+                # z = Uᵀ(x - μ_k) or L⁻¹(x - μ_k), for all rows at once: yᵀ is y_b read
+                # in Fortran order
+                z_t = triangular(1.0, factors_t[k], y_b.T, side=0, lower=1, trans_a=0,
                                  overwrite_b=1)  # fmt: skip
                 log_joint[:, k] = log_const[k] - 0.5 * np.einsum("ji,ji->i", z_t, z_t)
             log_norm = logsumexp(log_joint, axis=1)

@@ -163,15 +163,18 @@ def reference_em(X, start, covariance_type, sample_weight, *, reg_covar, n_iter)
     return history, (w, m, c)
 
 
-def engine_em(engine, start, covariance_type, *, n_iter):
-    """``engine.step`` iterated from the same start, as ``reference_em`` returns it."""
+def engine_em(engine, start, covariance_type, *, n_iter, factor=None):
+    """``engine.step`` iterated from the same start, as ``reference_em`` returns it;
+    each step given ``factor(covariances, covariance_type)`` (by default
+    ``precision_cholesky``)."""
     from gmmlib import precision_cholesky
 
+    factor = factor or precision_cholesky
     w, m, c = start[0], start[1], cov_of_type(start[2], covariance_type)
     history = []
     with engine:
         for _ in range(n_iter):
-            ll, w, m, c = engine.step(w, m, precision_cholesky(c, covariance_type))
+            ll, w, m, c = engine.step(w, m, factor(c, covariance_type))
             history.append(ll)
     return history, (w, m, c)
 

@@ -557,6 +557,7 @@ _EXPANDED = {
     "tied": ("compiled_tied_sums", np.eye(2)),
     "diag": ("compiled_expanded_sums", np.ones((3, 2))),
     "spherical": ("compiled_expanded_sums", np.ones(3)),
+    "full": ("compiled_expanded_sums", np.repeat(np.eye(2)[None], 3, axis=0)),
 }
 
 
@@ -567,12 +568,15 @@ _EXPANDED = {
 def test_expanded_kernels_and_their_fallback_compute_the_formula_iterations(
     separation, weighted, covariance_type, monkeypatch
 ):
-    """Tied covariances (one shared whitening) and diagonal and spherical ones (the
+    """Tied covariances (one shared whitening) and diagonal, spherical and full ones (the
     log-densities as one matrix product) sum about the reference point while the means
     lie within ~100 standard deviations of it; beyond, where the expansion would lose
     digits, the per-component kernels. Both give the formula functions' iterations to
-    1e-10."""
+    1e-10. (Full covariances are expanded only from ``_FULL_EXPANSION_MIN_COMPONENTS``
+    components, set to 1 here to test the kernel on three.)"""
     from gmmlib import _engine, _kernels
+
+    monkeypatch.setattr(_engine, "_FULL_EXPANSION_MIN_COMPONENTS", 1)
 
     name, covariances = _EXPANDED[covariance_type]
     rng = np.random.default_rng(3)
@@ -592,3 +596,33 @@ def test_expanded_kernels_and_their_fallback_compute_the_formula_iterations(
     expected = reference_em(X, start, covariance_type, sw)
     assert_same(engine_em(engine, start, covariance_type), expected)
     assert bool(calls) == (separation**2 / 2 < _engine._EXPANSION_MAX)
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    ("n_components", "n_features", "backend", "expanded"),
+    [(8, 8, "numba", True), (16, 32, "numba", True), (7, 8, "numba", False),
+     (8, 33, "numba", False), (8, 8, "numpy", False)],
+)  # fmt: skip
+def test_full_covariances_are_expanded_where_measured_faster(
+    n_components, n_features, backend, expanded, monkeypatch
+):
+    """Full covariances go through the expanded kernel from
+    ``_FULL_EXPANSION_MIN_COMPONENTS`` components and up to
+    ``_FULL_EXPANSION_MAX_FEATURES`` features, compiled only."""
+    from gmmlib import _engine, _kernels
+
+    calls = []
+    expanded_kernel = _kernels.compiled_expanded_sums
+    monkeypatch.setattr(
+        _kernels, "compiled_expanded_sums", lambda *a: calls.append(1) or expanded_kernel(*a)
+    )
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, n_features))
+    K = n_components
+    start = (np.full(K, 1 / K), X[:K], np.repeat(np.eye(n_features)[None], K, axis=0))
+    engine = EMEngine(X, "full", REG, backend=backend)
+    expected = reference_em(X, start, "full", None, n_iter=2)
+    assert_same(engine_em(engine, start, "full", n_iter=2), expected)
+    assert bool(calls) == expanded
+    assert (_engine._FULL_EXPANSION_MIN_COMPONENTS, _engine._FULL_EXPANSION_MAX_FEATURES) == (8, 32)

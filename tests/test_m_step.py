@@ -312,11 +312,15 @@ def test_collapsed_component_gives_a_clear_error_not_nan():
     assert np.isfinite(gmmlib.log_likelihood(X, w, m, c_reg))
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize(
+    ("covariance_type", "frame"),
+    [(t, "whitened") for t in COV_TYPES] + [("full", "data"), ("tied", "data")],
+)
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
 @pytest.mark.parametrize("at", ["old-means", "elsewhere"])
-def test_params_from_sums_equals_m_step(covariance_type, weighted, at):
-    """The engine's M-step from sums (about centres, whitened by the old factors) is m_step's."""
+def test_params_from_sums_equals_m_step(covariance_type, frame, weighted, at):
+    """The engine's M-step from sums (about centres, whitened by the old factors, or in
+    the data's frame as the wide pass gives them: full and tied only) is m_step's."""
     from gmmlib._m_step import params_from_sums
 
     rng, X, resp, (_, old_means, old_cov), _ = _problem(covariance_type, seed=43, n=200)
@@ -333,8 +337,12 @@ def test_params_from_sums_equals_m_step(covariance_type, weighted, at):
         scale = prec_chol[:, None] if covariance_type == "spherical" else prec_chol
         sum_zz = np.einsum("nk,nkj->kj", w_resp, (y * scale) ** 2)
     counts, sum_y = w_resp.sum(axis=0), np.einsum("nk,nkj->kj", w_resp, y)
+    if frame == "data":
+        sum_zz, prec_chol = np.einsum("nk,nki,nkj->kij", w_resp, y, y), None
     got = params_from_sums(counts, sum_y, sum_zz, centres, prec_chol, covariance_type, 1e-6)
     expected = gmmlib.m_step(X, resp, covariance_type, 1e-6, sample_weight=sample_weight)
     for a, b in zip(got, expected, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    if frame == "data":
+        assert np.array_equal(got[2], np.swapaxes(got[2], -1, -2))  # exactly symmetric

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+import gmmlib
 from gmmlib import (
     EMEngine,
     _engine,
@@ -24,6 +25,7 @@ from gmmlib import (
     log_likelihood,
     precision_cholesky,
 )
+from gmmlib._gaussian import CovarianceCholesky, _covariance_cholesky
 
 D, N, K, REG = 130, 2000, 3, 1e-6
 
@@ -74,6 +76,59 @@ def test_wide_pass_computes_the_formula_iterations(problem, covariance_type, wei
     total = len(X) if sw is None else sw.sum()
     mean_ll = engine.mean_log_likelihood(w, m, precision_cholesky(c, covariance_type))
     assert mean_ll == pytest.approx(expected / total, rel=1e-13)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_wide_pass_solves_with_the_covariances_factors(problem, covariance_type, weighted):
+    """Given Σ_k = L_k L_kᵀ (a CovarianceCholesky), the pass solves with L_k: the same
+    sums as multiplying by U_k = L_k⁻ᵀ, and the same iterations as the formulas."""
+    X, start, sample_weight = problem
+    sw = sample_weight if weighted else None
+    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
+    factors = _covariance_cholesky(c, covariance_type)
+    assert isinstance(factors, CovarianceCholesky)
+    solved = _wide.wide_sums(X, sw, w, m, factors, block=300)
+    multiplied = _wide.wide_sums(X, sw, w, m, precision_cholesky(c, covariance_type), block=300)
+    assert solved[0] == pytest.approx(multiplied[0], rel=1e-13)
+    for a, b in zip(solved[1:], multiplied[1:], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9 * np.abs(b).max())
+    engine = EMEngine(X, covariance_type, REG, sw)
+    assert engine.takes_covariance_factors
+    _assert_same(
+        _engine_run(engine, start, covariance_type, factor=_covariance_cholesky),
+        _reference(X, start, covariance_type, sw),
+    )
+    expected = log_likelihood(X, w, m, c, covariance_type, sw)
+    total = len(X) if sw is None else sw.sum()
+    assert engine.mean_log_likelihood(w, m, factors) == pytest.approx(expected / total, rel=1e-13)
+
+
+@pytest.mark.filterwarnings("ignore::gmmlib.ConvergenceWarning")
+def test_the_estimator_gives_the_wide_pass_the_covariances_factors(problem, monkeypatch):
+    """The estimator's loop passes L_k (no triangular inverse per iteration) and inverts
+    once at the end: the fit equals the blocked kernels' fit, precisions_cholesky_ the
+    factor of covariances_."""
+    X = problem[0]
+    given = []
+    original = _wide.wide_sums
+
+    def spied(*args, **kwargs):
+        given.append(type(args[4]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "wide_sums", spied)
+    fit = functools.partial(gmmlib.GaussianMixture, 3, max_iter=4, tol=0.0, random_state=0)
+    wide = fit().fit(X)
+    assert given.count(CovarianceCholesky) >= 4  # every iteration after the first
+    monkeypatch.setattr(_engine, "WIDE_FEATURES", 10**9)
+    blocked = fit().fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(wide, name), getattr(blocked, name), rtol=1e-9,
+                                   atol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(
+        wide.precisions_cholesky_, precision_cholesky(wide.covariances_), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_wide_pass_only_for_many_features_and_full_or_tied(problem):
@@ -140,6 +195,8 @@ def test_rows_beyond_overflow_leave_the_wide_pass_for_the_blocked_kernel(problem
     assert wide._wide
     with wide:
         result = wide.step(w, m, prec_chol)
+        # given the covariances' factors, the blocked kernel gets the precisions' ones
+        from_factors = wide.step(w, m, _covariance_cholesky(c, "full"))
     monkeypatch.setattr(_engine, "WIDE_FEATURES", 10**9)
     blocked = EMEngine(X_far, "full", REG, sw, backend="numpy")
     assert not blocked._wide
@@ -147,3 +204,5 @@ def test_rows_beyond_overflow_leave_the_wide_pass_for_the_blocked_kernel(problem
         expected = blocked.step(w, m, prec_chol)
     for a, b in zip(result, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(from_factors, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
