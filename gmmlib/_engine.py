@@ -156,7 +156,10 @@ def tied_second(scatter, first, shared, centres):
 #: Full covariances are expanded up to this many features (their expanded vectors
 #: [u; 1; u_a u_b] have d + 1 + d(d + 1)/2 entries) and from this many components
 #: (the products are made once per row, whatever K: with few components they cost
-#: more than the whitening they replace).
+#: more than the whitening they replace). Measured on this project's 2-core machine,
+#: one step on 100 000 rows, expanded over whitened: K = 8 to 24 and d = 4 to 32, 0.53
+#: to 0.93 of the time (0.66 at K = d = 8, 0.70 at K = d = 16); K = 6, about 1; K = 3,
+#: 1.4 at d = 8 and 1.9 at d = 16.
 _FULL_EXPANSION_MAX_FEATURES = 32
 _FULL_EXPANSION_MIN_COMPONENTS = 8
 

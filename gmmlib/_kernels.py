@@ -15,7 +15,8 @@ The engine also has compiled kernels that sum about the reference point r rather
 than about each mean, used while the means lie within ~100 standard deviations of r
 (``_EXPANSION_MAX`` in ``gmmlib._engine``): ``compiled_tied_sums`` (one whitening for
 all components) and ``compiled_expanded_sums`` (diagonal and spherical covariances:
-the log-densities as one matrix product with [x - r; 1; (x - r)²]); and per-row
+the log-densities as one matrix product with [x - r; 1; (x - r)²]; full covariances
+with many components: with [u; 1; u_a u_b], u = x - r); and per-row
 kernels for a fitted model (``compiled_full_rows``, ``compiled_diag_rows``,
 ``compiled_expanded_rows``).
 
@@ -715,16 +716,18 @@ def _expanded_log_joint(X, start, rows, coefficients, ref, xt, log_joint):
 
 @_cached_njit(nogil=True, fastmath=_FASTMATH)
 def compiled_expanded_sums(X, sample_weight, starts, block, coefficients, ref, first, scores_only):
-    """Diagonal and spherical covariances through two BLAS products per block.
+    """Diagonal, spherical and full covariances through two BLAS products per block.
 
     With u = x - r, a component's log p_k + log φ(x | θ_k) is a linear function of
-    [u; 1; u²] ([u; 1; |u|²] for spherical covariances): ``coefficients`` (K, 2d + 1)
-    or (K, d + 2) holds it (``gmmlib._engine``'s ``expansion_coefficients``), so the
-    block's log-joints are one matrix product, and ``first`` (2d + 1 or d + 2, K)
-    receives Σ_i w_i γ_ik [u_i; 1; u_i²], from which the engine gets the second sums
-    (``expanded_sums``). The expansion cancels when a mean lies many standard
-    deviations from r: the engine uses this kernel only where that loses few digits
-    (``_EXPANSION_MAX``).
+    [u; 1; u²] ([u; 1; |u|²] for spherical covariances, [u; 1; u_a u_b for a ≤ b] for
+    full ones): ``coefficients`` (K, width) holds it (``gmmlib._engine``'s
+    ``expansion_coefficients`` and ``full_expansion_coefficients``), so the block's
+    log-joints are one matrix product, and ``first`` (width, K) receives
+    Σ_i w_i γ_ik times the expanded vector, from which the engine gets the second
+    sums (``expanded_sums``, ``expanded_full_sums``).
+
+    The expansion cancels when a mean lies many standard deviations from r: the
+    engine uses this kernel only where that loses few digits (``_EXPANSION_MAX``).
     """
     N = X.shape[0]
     K, width = coefficients.shape
