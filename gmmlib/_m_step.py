@@ -400,11 +400,10 @@ def _params_from_sums(
             cov = _data_frame_covariances(counts, sum_y, sum_zz, delta, nk, covariance_type)
             cov.reshape(-1, d * d)[:, :: d + 1] += reg_covar
             return weights, means, cov[0] if covariance_type == "tied" else cov
-        else:
-            # U = L^-T, so L = (U^-1)ᵀ: a triangular inverse (LAPACK trtri) per component
-            inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
-            L = np.stack(inv).transpose(0, 2, 1)
-            sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
+        # U = L^-T, so L = (U^-1)ᵀ: a triangular inverse (LAPACK trtri) per component
+        inv = [lapack.dtrtri(u, lower=0)[0] for u in np.reshape(prec_chol, (-1, d, d))]
+        L = np.stack(inv).transpose(0, 2, 1)
+        sum_yy = L @ sum_zz @ L.transpose(0, 2, 1)  # Σ_i γ_ik y_ik y_ikᵀ
         # S δᵀ + δ Sᵀ - N δδᵀ = S δᵀ + (δ (S - N δ)ᵀ): one update of each matrix in place,
         # then its symmetric part (each pass over K d² entries counts for d in the hundreds)
         outer = sum_y[:, :, None] * delta[:, None, :]
@@ -428,8 +427,9 @@ def _params_from_sums(
 
 
 def _data_frame_covariances(counts, sum_y, sum_yy, delta, nk, covariance_type):
-    """(Σ_i γ_ik y yᵀ - S δᵀ - δ Sᵀ + N δδᵀ) / N_k, stacked (K, d, d), or their sum over
-    N as one (1, d, d) for tied, from second sums in the data's frame (``gmmlib._wide``).
+    """(Σ_i γ_ik y yᵀ - S δᵀ - δ Sᵀ + N δδᵀ) / N_k stacked (K, d, d), or for tied the
+    numerators' sum over k divided by Σ_k N_k, as (1, d, d): the covariances from second
+    sums in the data's frame (``gmmlib._wide``), reg_covar not yet added.
 
     For the hundreds of features that pass serves: the correction is two rank-one
     updates per component, S δᵀ and δ (S - N δ)ᵀ, made in place by BLAS (``dger``: one
