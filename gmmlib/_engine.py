@@ -54,7 +54,7 @@ from ._validation import (
     check_sample_weight,
     is_dask_array,
 )
-from ._wide import WIDE_FEATURES, wide_sums
+from ._wide import WIDE_FEATURES, data_moments, moments_diagonal, wide_sums
 
 #: The whitened vectors are stored divided by √2: their squares sum to half the
 #: Mahalanobis distance, which is what the log-density needs.
@@ -457,6 +457,7 @@ class EMEngine:
             and self.covariance_type in ("full", "tied")
             and self.n_features >= WIDE_FEATURES
         )
+        self._moments = None  # the wide pass's DataMoments, made at its first step
 
     def __enter__(self):
         """Hold BLAS to one thread for a run of :meth:`step` calls; restored on exit.
@@ -568,21 +569,57 @@ class EMEngine:
         Its sums are about the old means in the data's own frame; a row that no
         component can explain (overflowing distances) makes the pass not finite, and
         the step is then taken by the blocked NumPy kernel, which handles such rows.
+        One component's scatter is the data's minus the others' (``_complement``),
+        when that keeps its digits.
         """
         centres = np.asarray(means, dtype=np.float64)
         sums = partial(wide_sums, self.X, self.sample_weight, block=self._block_size)
-        loglik, first, scatter = sums(weights, centres, prec_chol)
+        complement = self._complement(weights, centres, prec_chol)
+        loglik, first, scatter = sums(weights, centres, prec_chol, complement=complement)
         if not (np.isfinite(loglik) and np.all(np.isfinite(first))):
             return None
         d = self.n_features
         counts, sum_y = first[d], first[:d].T
         new = self._params_about(counts, sum_y, scatter, centres, None)
         second_diag = np.diagonal(scatter, axis1=1, axis2=2)
-        if _lost(counts, sum_y, second_diag, 1.0, self.covariance_type, self.reg_covar) > _MAX_LOSS:
+        magnitude = second_diag
+        if complement is not None:
+            # the complement's rounding is that of the data's scatter it was taken from
+            k, moments = complement
+            magnitude = second_diag.copy()
+            magnitude[k] = moments_diagonal(moments, centres[k])
+        lost = _lost(counts, sum_y, second_diag, 1.0, self.covariance_type, self.reg_covar,
+                     magnitude)  # fmt: skip
+        if lost > _MAX_LOSS:
             _, first, scatter = sums(weights, centres, prec_chol, centres=new[1])
             new = self._params_about(first[d], first[:d].T, scatter, new[1], None)
         check_finite_covariances(new[2])
         return (float(loglik) / self.total_weight, *new)
+
+    def _complement(self, weights, means, prec_chol):
+        """(k, the data's moments) for ``wide_sums``' ``complement``, or None.
+
+        The data's scatter is summed once per engine (``gmmlib._wide.data_moments``).
+        Taking component k's scatter as that minus the others' rounds it at the scale
+        of the data's spread about μ_k: the factor it is larger than N_k Σ_k (in the
+        worst coordinate) is predicted from θ, and the component with the smallest
+        factor is chosen if that is at most ``_COMPLEMENT_MAX_LOSS``. The step's
+        cancellation test then checks the factor of the new parameters.
+        """
+        if self._moments is None:
+            self._moments = data_moments(self.X, self.sample_weight, block=self._block_size)
+        moments = self._moments
+        K, d = means.shape
+        variances = _variances_at_most(prec_chol, K, d)
+        counts = moments.total_weight * (
+            1.0 if self.covariance_type == "tied" else np.asarray(weights, dtype=np.float64)
+        )
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            spread = moments_diagonal(moments, means)  # (K, d): about each μ_k
+            factor = np.max(spread / (np.reshape(counts, (-1, 1)) * variances), axis=1)
+        factor = np.where(np.isnan(factor), np.inf, factor)
+        k = int(np.argmin(factor))
+        return (k, moments) if factor[k] <= _COMPLEMENT_MAX_LOSS else None
 
     def _params_about(self, counts, sum_y, second, centres, prec_chol):
         return params_from_sums(
@@ -606,6 +643,19 @@ class EMEngine:
         return self._params_about(counts, sum_y, 2.0 * sums.second, centres, prec_chol)
 
 
+def _variances_at_most(prec_chol, n_components, n_features) -> np.ndarray:
+    """(K, d): each component's variances Σ_jj from the covariances' factors (a
+    ``CovarianceCholesky``), or from the precisions' U_k a lower bound, 1 / P_jj (P =
+    U Uᵀ: the variance given the other coordinates), which costs no inverse."""
+    shape = (n_components, n_features, n_features)
+    if isinstance(prec_chol, CovarianceCholesky):
+        upper = np.broadcast_to(prec_chol.upper, shape)
+        return np.einsum("kij,kij->kj", upper, upper)  # Σ_jj = Σ_i L_ji², upper = Lᵀ
+    U = np.broadcast_to(np.asarray(prec_chol, dtype=np.float64), shape)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.einsum("kji,kji->kj", U, U)  # P_jj = Σ_i U_ji²
+
+
 def _precisions_factor(factor):
     """The precisions' factors U_k, from a ``CovarianceCholesky`` (the blocked kernels
     multiply by U_k) or as given."""
@@ -620,6 +670,10 @@ def _precisions_factor(factor):
 #: of the 16 digits: a mean that moved thousands of its standard deviations, as from a
 #: start far from the data, and :meth:`EMEngine.step` sums again about the new means.
 _MAX_LOSS = 1e6
+
+#: The wide pass takes one component's scatter as the data's minus the others' when the
+#: data's spread about its mean is at most this factor of N_k Σ_k (13 of 16 digits kept).
+_COMPLEMENT_MAX_LOSS = 1e3
 
 
 def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_covar) -> float:
@@ -646,25 +700,30 @@ def _cancellation(sums, constants, centres, prec_chol, covariance_type, reg_cova
     return _lost(counts, sum_z, second, norms, covariance_type, reg_covar)
 
 
-def _lost(counts, sum_z, second, norms, covariance_type, reg_covar) -> float:
+def _lost(counts, sum_z, second, norms, covariance_type, reg_covar, magnitude=None) -> float:
     """``_cancellation`` from the diagonal sums in any frame (the wide pass: the data's).
 
     ``sum_z`` (K, d) and ``second`` (K, d): S_j and Z_jj; ``norms``: (UᵀU)_jj, or 1.
+    ``magnitude`` (K, d), default ``second``: the size of the numbers Z_jj was rounded
+    at (for a scatter taken as a difference, ``gmmlib._wide``'s complement, larger).
     """
+    magnitude = second if magnitude is None else magnitude
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shifted = np.where(counts[:, None] > 0, sum_z**2 / counts[:, None], 0.0)
         kept = second - shifted + counts[:, None] * reg_covar * norms
         if covariance_type == "tied":
             # one pooled covariance: its variances are the sums over the components
             second, kept = second.sum(axis=0), kept.sum(axis=0)
+            magnitude = magnitude.sum(axis=0)
             unused = ~(second > 0)
         elif covariance_type == "spherical":
             # one variance per component: the sum over the coordinates
             second, kept = second.sum(axis=1), kept.sum(axis=1)
+            magnitude = magnitude.sum(axis=1)
             unused = ~(second > 0) | ~(counts > 0)
         else:
             unused = ~(second > 0) | ~(counts[:, None] > 0)
-        loss = np.where(kept > 0, second / kept, np.inf)
+        loss = np.where(kept > 0, magnitude / kept, np.inf)
     loss[unused] = 1.0
     return float(loss.max())
 

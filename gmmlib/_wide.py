@@ -19,15 +19,25 @@ thousands of rows, and each step is one multi-threaded BLAS call on it:
   :func:`gmmlib._m_step.params_from_sums` needs no triangular inverses and no
   change of frame (``prec_chol=None``).
 
-An iteration is thus about 2·N·K·d² operations, half the dense count, in one BLAS
-call per component and block (the chapter "Making EM fast" prints the time the stored
-benchmark measured at d = 1000 beside the time this count takes at the machine's
-matrix-product speed); extra memory is a few blocks of rows (``_BLOCK_BYTES``), whatever N
-is. The engine uses this pass from ``WIDE_FEATURES`` features on (``gmmlib._engine``).
-No argument checking: the engine checks its data and parameters.
+One component's scatter is not summed at all (``complement``): the responsibilities of
+a row add up to 1, so the components' scatters about one point add up to the data's own,
+:math:`\sum_k \sum_i w_i\gamma_{ik} (x_i - a)(x_i - a)^\top = \sum_i w_i (x_i - a)(x_i - a)^\top`,
+which does not change from one iteration to the next (:func:`data_moments`, one pass per
+fit). One component's scatter is that minus the others': K - 1 products instead of K,
+at the price of digits when the data spread far more than that component (the engine
+chooses the component, or none, and checks the result, ``gmmlib._engine``).
+
+An iteration is thus about (2K - 1)·N·d² operations, less than half the dense count, in
+one BLAS call per component and block (the chapter "Making EM fast" prints the time the
+stored benchmark measured at d = 1000 beside the time this count takes at the machine's
+matrix-product speed); extra memory is a few blocks of rows (``_BLOCK_BYTES``) and one
+d × d matrix, whatever N is. The engine uses this pass from ``WIDE_FEATURES`` features
+on (``gmmlib._engine``). No argument checking: the engine checks its data and parameters.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import blas
@@ -49,8 +59,89 @@ _SMALLEST_RESPONSIBILITY = float(np.exp(-460.0))
 _BLOCK_BYTES = 8 << 20
 
 
+class DataMoments(NamedTuple):
+    """The data's (weighted) moments about a point c near their mean: what the
+    components' scatters add up to (``wide_sums``' ``complement``)."""
+
+    centre: np.ndarray  # c, (n_features,)
+    total_weight: float  # Σ_i w_i
+    first: np.ndarray  # Σ_i w_i (x_i - c): zero but for rounding, kept to be exact
+    upper: np.ndarray  # Σ_i w_i (x_i - c)(x_i - c)ᵀ: its upper triangle, Fortran-ordered
+
+
+def data_moments(X, sample_weight, block=None) -> DataMoments:
+    """:class:`DataMoments` about the data's weighted mean, in two passes of blocks.
+
+    The mean is taken about the first row, so that data far from the origin (as
+    timestamps) keep their digits; the second moments are one ``dsyrk`` per block.
+    No argument checking.
+    """
+    n_samples, d = X.shape
+    block = max(1, min(n_samples, block or _BLOCK_BYTES // (8 * d)))
+    first_row = np.asarray(X[0], dtype=np.float64)
+    total_weight = float(n_samples if sample_weight is None else np.sum(sample_weight))
+    shift = np.zeros(d)
+    for start in range(0, n_samples, block):
+        y = np.asarray(X[start : start + block], dtype=np.float64) - first_row
+        w = None if sample_weight is None else sample_weight[start : start + block]
+        shift += y.sum(axis=0) if w is None else w @ y
+    centre = first_row + shift / total_weight
+    first, upper = np.zeros(d), np.zeros((d, d), order="F")
+    for start in range(0, n_samples, block):
+        y = np.asarray(X[start : start + block], dtype=np.float64) - centre
+        if sample_weight is None:
+            first += y.sum(axis=0)
+        else:
+            w = sample_weight[start : start + block]
+            first += w @ y
+            y *= np.sqrt(w)[:, None]
+        blas.dsyrk(1.0, y.T, beta=1.0, c=upper, trans=0, lower=0, overwrite_c=1)
+    return DataMoments(centre, total_weight, first, upper)
+
+
+def moments_diagonal(moments: DataMoments, point) -> np.ndarray:
+    """The diagonal of Σ_i w_i (x_i - a)(x_i - a)ᵀ about ``point`` a (from c: the
+    shift δ = c - a adds 2 s_j δ_j + W δ_j²)."""
+    delta = moments.centre - point
+    diagonal = np.diagonal(moments.upper)
+    return diagonal + delta * (2.0 * moments.first + moments.total_weight * delta)
+
+
+def _complement_scatter(moments, complement, first, scatter_f, centres):
+    """Component ``complement``'s scatter about its centre a, in the upper triangle of
+    ``scatter_f[complement]``: the data's about a minus the other components' about a.
+
+    A scatter about c moves to a by the shift δ = c - a: S(a) = S(c) + s δᵀ + δ sᵀ +
+    N δδᵀ (s = Σ γ (x - c), N = Σ γ), a symmetric rank-2 update, (s + N δ / 2) δᵀ +
+    δ (s + N δ / 2)ᵀ (``dsyr2``, upper triangle).
+    """
+    d = len(moments.centre)
+    a = centres[complement]
+    target = scatter_f[complement]
+    target[...] = moments.upper
+    terms = [(1.0, moments.first, moments.total_weight, moments.centre)]
+    for k in range(len(scatter_f)):
+        if k != complement:
+            target -= scatter_f[k]
+            terms.append((-1.0, first[:d, k], first[d, k], centres[k]))
+    for sign, s, n, c in terms:
+        delta = c - a
+        updated = blas.dsyr2(sign, s + 0.5 * n * delta, delta, lower=0, a=target,
+                             overwrite_a=1)  # fmt: skip
+        if not np.shares_memory(updated, target):  # pragma: no cover - BLAS copied
+            target[...] = updated
+
+
 def wide_sums(
-    X, sample_weight, weights, means, prec_chol, centres=None, scores_only=False, block=None
+    X,
+    sample_weight,
+    weights,
+    means,
+    prec_chol,
+    centres=None,
+    scores_only=False,
+    block=None,
+    complement=None,
 ):
     """Σ_i w_i log P(x_i | θ) and the sums of the M-step, block by block.
 
@@ -70,6 +161,9 @@ def wide_sums(
         Only the log-likelihood (``first`` and ``scatter`` are then zero).
     block : int, optional
         Rows per block; by default those of ``_BLOCK_BYTES``.
+    complement : tuple of (int, DataMoments), optional
+        (k, the data's moments): component k's scatter is not summed but taken as
+        the data's scatter minus the other components' (module docstring).
 
     Returns
     -------
@@ -96,6 +190,7 @@ def wide_sums(
     log_det = np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))).sum(axis=1)
     log_const = log_const + (-log_det if solve else log_det)  # log|U_k| = -log|L_k|
     block = max(1, min(n_samples, block or _BLOCK_BYTES // (8 * d)))
+    skipped = None if complement is None else complement[0]
     first = np.zeros((d + 1, K))
     scatter_f = [np.zeros((d, d), order="F") for _ in range(K)]  # upper triangles
     y = np.empty((block, d))
@@ -134,9 +229,13 @@ def wide_sums(
                 # made the next dsyrk twice as slow on this project's 2-core machine.
                 first[:d, k] += blas.dgemv(1.0, y_b.T, gamma)
                 first[d, k] += gamma.sum()
+                if k == skipped:
+                    continue
                 y_b *= np.sqrt(gamma)[:, None]
                 blas.dsyrk(1.0, y_b.T, beta=1.0, c=scatter_f[k], trans=0, lower=0,
                            overwrite_c=1)  # fmt: skip
+    if skipped is not None and not scores_only:
+        _complement_scatter(complement[1], skipped, first, scatter_f, centres)
     scatter = np.empty((K, d, d))
     for k in range(K):  # dsyrk fills the upper triangle; the lower one is still 0
         np.add(scatter_f[k], scatter_f[k].T, out=scatter[k])

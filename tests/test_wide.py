@@ -206,3 +206,164 @@ def test_rows_beyond_overflow_leave_the_wide_pass_for_the_blocked_kernel(problem
         np.testing.assert_array_equal(a, b)
     for a, b in zip(from_factors, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# -- one component's scatter as the data's minus the others' (the complement) ---------------
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_data_moments_are_the_datas_scatter_about_its_mean(problem, weighted):
+    """Two passes of blocks: the weighted mean, then Σ w (x - c)(x - c)ᵀ by dsyrk (its upper
+    triangle); data 1e3 from the origin, weights with zeros, 7 blocks."""
+    X, _, sample_weight = problem
+    sw = sample_weight if weighted else np.ones(len(X))
+    moments = _wide.data_moments(X, sample_weight if weighted else None, block=300)
+    mean = sw @ X / sw.sum()
+    np.testing.assert_allclose(moments.centre, mean, rtol=1e-14)
+    assert moments.total_weight == pytest.approx(sw.sum(), rel=1e-14)
+    np.testing.assert_allclose(moments.first, 0.0, atol=1e-9 * sw.sum())
+    expected = np.triu((X - mean).T @ ((X - mean) * sw[:, None]))
+    np.testing.assert_allclose(moments.upper, expected, rtol=1e-12, atol=1e-12 * expected.max())
+    point = X[5]
+    diagonal = sw @ (X - point) ** 2
+    np.testing.assert_allclose(_wide.moments_diagonal(moments, point), diagonal, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_complement_scatter_equals_the_summed_one(problem, covariance_type, weighted):
+    """Component k's scatter taken as the data's minus the others' (each moved to μ_k by
+    a rank-2 update) is the one dsyrk sums, for every k: responsibilities add up to 1."""
+    X, start, sample_weight = problem
+    sw = sample_weight if weighted else None
+    w, m, c = start[0], start[1], _of_type(start[2], covariance_type)
+    prec_chol = precision_cholesky(c, covariance_type)
+    moments = _wide.data_moments(X, sw, block=300)
+    summed = _wide.wide_sums(X, sw, w, m, prec_chol, block=300)
+    scale = np.abs(summed[2]).max()
+    # the same moments about a point that is not the mean: Σ w (x - c) is then not 0
+    c0 = X[0]
+    weight = np.ones(len(X)) if sw is None else sw
+    about_c0 = _wide.DataMoments(
+        c0,
+        float(weight.sum()),
+        weight @ (X - c0),
+        np.triu((X - c0).T @ ((X - c0) * weight[:, None])),
+    )
+    for k in range(K):
+        for data in (moments, about_c0):
+            taken = _wide.wide_sums(X, sw, w, m, prec_chol, block=300, complement=(k, data))
+            assert taken[0] == summed[0]
+            np.testing.assert_array_equal(taken[1], summed[1])
+            np.testing.assert_allclose(taken[2], summed[2], rtol=0.0, atol=1e-13 * scale)
+
+
+def _spied_complement(monkeypatch):
+    """The components ``EMEngine._complement`` chooses (None: none), call by call."""
+    chosen = []
+    original = EMEngine._complement
+
+    def spied(self, *args):
+        result = original(self, *args)
+        chosen.append(None if result is None else result[0])
+        return result
+
+    monkeypatch.setattr(EMEngine, "_complement", spied)
+    return chosen
+
+
+@pytest.mark.parametrize("factor", [precision_cholesky, _covariance_cholesky],
+                         ids=["precisions-factors", "covariances-factors"])  # fmt: skip
+def test_engine_takes_one_scatter_as_the_complement(problem, monkeypatch, factor):
+    """On overlapping clusters the engine sums K - 1 scatters, and its data moments once
+    per engine; the iterations are still the formulas' to 1e-10."""
+    X, start, sample_weight = problem
+    chosen = _spied_complement(monkeypatch)
+    moments_made = []
+    original = _engine.data_moments
+    monkeypatch.setattr(
+        _engine, "data_moments", lambda *a, **k: moments_made.append(1) or original(*a, **k)
+    )
+    engine = EMEngine(X, "full", REG, sample_weight)
+    _assert_same(
+        _engine_run(engine, start, "full", factor=factor),
+        _reference(X, start, "full", sample_weight),
+    )
+    assert len(chosen) == 3 and None not in chosen
+    assert len(moments_made) == 1
+
+
+def _separated(spacing, variance=1.0, seed=2):
+    """Three unit-variance clusters ``spacing`` apart per coordinate, and a start at
+    them with covariances ``variance`` I: the data's spread about the middle cluster is
+    ~(1 + 2 spacing² / 3) / (variance / 3) times a start variance times N_k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, K, N)
+    X = spacing * np.arange(K)[labels, None] + rng.normal(size=(N, D))
+    means = spacing * np.arange(K)[:, None] + rng.normal(0.0, 0.1, size=(K, D))
+    return X, (np.full(K, 1 / K), means, np.repeat(variance * np.eye(D)[None], K, axis=0))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("factor", [precision_cholesky, _covariance_cholesky],
+                         ids=["precisions-factors", "covariances-factors"])  # fmt: skip
+def test_engine_sums_every_scatter_when_the_data_spread_far_more(
+    monkeypatch, covariance_type, factor
+):
+    """Clusters 25 standard deviations apart, a start with variances 1/4: the complement
+    would round at ~5·10³ (full: N_k = N / 3) or ~1.7·10³ (tied: the pooled N) times
+    N_k Σ_k, more than ``_COMPLEMENT_MAX_LOSS``, so the engine sums all K scatters (the
+    precisions' factors give 1 / P_jj = Σ_jj here)."""
+    X, start = _separated(25.0, variance=0.25)
+    chosen = _spied_complement(monkeypatch)
+    _assert_same(
+        _engine_run(EMEngine(X, covariance_type, REG), start, covariance_type, n_iter=1,
+                    factor=factor),
+        _reference(X, start, covariance_type, None, n_iter=1),
+    )  # fmt: skip
+    assert chosen == [None]
+
+
+def test_predicted_variances_are_the_covariances_or_less():
+    """From L_k: Σ_jj exactly; from U_k: 1 / P_jj, the conditional variance (≤ Σ_jj)."""
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(2, 6, 6))
+    cov = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(6)
+    from_l = _engine._variances_at_most(_covariance_cholesky(cov, "full"), 2, 6)
+    np.testing.assert_allclose(from_l, np.diagonal(cov, axis1=1, axis2=2), rtol=1e-12)
+    from_u = _engine._variances_at_most(precision_cholesky(cov), 2, 6)
+    conditional = 1.0 / np.diagonal(np.linalg.inv(cov), axis1=1, axis2=2)
+    np.testing.assert_allclose(from_u, conditional, rtol=1e-10)
+    assert np.all(from_u < from_l)
+    tied = _engine._variances_at_most(_covariance_cholesky(cov[0], "tied"), 2, 6)
+    np.testing.assert_allclose(tied, np.diagonal(cov[[0, 0]], axis1=1, axis2=2), rtol=1e-12)
+
+
+def test_engine_takes_the_complement_of_the_widest_component(problem, monkeypatch):
+    """The component whose variances are largest against the data's spread rounds least."""
+    X, (w, m, c), _ = problem
+    c = c.copy()
+    c[1] *= 50.0
+    chosen = _spied_complement(monkeypatch)
+    EMEngine(X, "full", REG).step(w, m, precision_cholesky(c))
+    assert chosen == [1]
+
+
+def test_engine_sums_again_when_the_complement_lost_its_digits(monkeypatch):
+    """If the prediction let a complement through that rounds at 10⁸ times a variance,
+    the step's cancellation test (with the data's scatter as the magnitude) sums again
+    about the new means, and the result keeps its digits."""
+    X, start = _separated(1e4)
+    monkeypatch.setattr(_engine, "_COMPLEMENT_MAX_LOSS", np.inf)
+    chosen = _spied_complement(monkeypatch)
+    again = []
+    original = _wide.wide_sums
+
+    def counted(*args, **kwargs):
+        again.append(kwargs.get("centres") is not None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "wide_sums", counted)
+    _assert_same(
+        _engine_run(EMEngine(X, "full", REG), start, "full", n_iter=2),
+        _reference(X, start, "full", None, n_iter=2),
+    )
+    assert None not in chosen and again.count(True) == 2
