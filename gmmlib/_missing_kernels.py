@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from ._kernels import _FASTMATH, _cached_njit, compiled_diag_sums, compiled_full_sums
 
 
-@_cached_njit(nogil=True, fastmath=_FASTMATH)
+@_cached_njit(depends_on=(_kernels.__file__,), nogil=True, fastmath=_FASTMATH)
 def compiled_full_pattern_sums(
     X, sample_weight, lows, highs, block, whitening, ref, log_const, first, second, scores_only
 ):
@@ -46,7 +47,7 @@ def compiled_full_pattern_sums(
     return out
 
 
-@_cached_njit(nogil=True, fastmath=_FASTMATH)
+@_cached_njit(depends_on=(_kernels.__file__,), nogil=True, fastmath=_FASTMATH)
 def compiled_diag_pattern_sums(
     X, sample_weight, lows, highs, block, scale, shift, ref, log_const, first, second, scores_only
 ):

@@ -332,6 +332,48 @@ def test_a_fit_works_where_numba_cannot_write_its_cache(tmp_path):
     assert "Numba cannot cache gmmlib's compiled kernels" in done.stderr
 
 
+@needs_numba
+def test_cached_missing_value_kernels_are_dropped_when_the_kernels_they_call_change(tmp_path):
+    """The kernels for missing values call ``_kernels``' compiled functions, whose machine
+    code Numba caches inside theirs. Numba checks only a function's own file, so after an
+    edit of ``_kernels.py`` the cache ran the old code. Their cache is tied to that file
+    too: an index written before it changed is not loaded after.
+    """
+    site = tmp_path / "site"
+    shutil.copytree(
+        pathlib.Path(gmmlib.__file__).parent,
+        site / "gmmlib",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def index_entries(action: str) -> int:
+        """In a new process (the stamps are taken at import): an action on the cache
+        index of one kernel, and the number of entries it then has."""
+        code = f"""if True:
+            import gmmlib
+            from gmmlib._missing_kernels import compiled_full_pattern_sums as kernel
+            assert gmmlib.__file__.startswith({str(site)!r}), gmmlib.__file__
+            cache = kernel._cache._cache_file
+            if {action == "save"!r}:
+                cache.save(("an entry",), b"compiled code")
+            print(len(cache._load_index()))
+        """
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    assert index_entries("save") == 1
+    assert index_entries("load") == 1  # unchanged sources: the cache is used
+    kernels = site / "gmmlib" / "_kernels.py"
+    later = kernels.stat().st_mtime + 10.0
+    os.utime(kernels, (later, later))  # as an edit of _kernels.py
+    assert index_entries("load") == 0
+
+
 # -- 5. fits in threads share the BLAS limit ------------------------------------------------
 def _blas_threads():
     import threadpoolctl
