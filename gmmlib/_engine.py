@@ -179,20 +179,24 @@ def full_expansion_coefficients(constants):
     log_const_k - |b_k|², and -(A_kᵀ A_k)_aa on the squares, -2 (A_kᵀ A_k)_ab on the
     products: (K, d + 1 + d(d + 1)/2), ordered as ``_load_expanded`` writes them.
     None when a component's |b_k|² exceeds ``_EXPANSION_MAX`` (see there).
+
+    Stacked constants (whitening (P, K d, d + 1), log_const (P, K): the patterns of
+    missing entries, ``gmmlib._missing_engine``) give (P, K, width), or None if any
+    pattern would lose digits.
     """
     whitening, _, log_const = constants
-    K = log_const.shape[0]
-    d = whitening.shape[1] - 1
-    W = whitening.reshape(K, d, d + 1)
-    A, b = W[:, :, :d], W[:, :, d]
-    centre_sq = np.sum(b**2, axis=1)
+    d = whitening.shape[-1] - 1
+    W = whitening.reshape(*log_const.shape, d, d + 1)
+    A, b = W[..., :d], W[..., d]
+    centre_sq = np.sum(b**2, axis=-1)
     if not np.max(centre_sq) <= _EXPANSION_MAX:
         return None
-    gram = A.transpose(0, 2, 1) @ A  # A_kᵀ A_k
+    gram = np.swapaxes(A, -1, -2) @ A  # A_kᵀ A_k
     rows, columns = _upper_triangle(d)
-    quadratic = -gram[:, rows, columns] * np.where(rows == columns, 1.0, 2.0)
-    linear = -2.0 * np.einsum("kji,kj->ki", A, b)
-    return np.ascontiguousarray(np.hstack([linear, (log_const - centre_sq)[:, None], quadratic]))
+    quadratic = -gram[..., rows, columns] * np.where(rows == columns, 1.0, 2.0)
+    linear = -2.0 * np.einsum("...ji,...j->...i", A, b)
+    parts = [linear, (log_const - centre_sq)[..., None], quadratic]
+    return np.ascontiguousarray(np.concatenate(parts, axis=-1))
 
 
 def expanded_full_sums(loglik, first, constants) -> Sums:
@@ -200,20 +204,22 @@ def expanded_full_sums(loglik, first, constants) -> Sums:
 
     With M_k = Σ_i w_i γ_ik [u_i; 1][u_i; 1]ᵀ (rebuilt from the products), the sum of
     the whitened vectors' squares is W_k M_k W_kᵀ: what the whitening kernels add up,
-    so the M-step and its cancellation test take these sums unchanged.
+    so the M-step and its cancellation test take these sums unchanged. Stacked (first
+    (P, width, K) and the patterns' constants, as ``full_expansion_coefficients``):
+    each pattern's, first (P, d + 1, K) and second (P, K, d, d).
     """
     whitening = constants.whitening
-    d = whitening.shape[1] - 1
-    K = first.shape[1]
-    moments = np.empty((K, d + 1, d + 1))
+    d = whitening.shape[-1] - 1
+    first_t = np.swapaxes(first, -1, -2)  # (..., K, width)
+    moments = np.empty((*first_t.shape[:-1], d + 1, d + 1))
     rows, columns = _upper_triangle(d)
-    moments[:, rows, columns] = first[d + 1 :].T
-    moments[:, columns, rows] = first[d + 1 :].T
-    moments[:, :, d] = first[: d + 1].T
-    moments[:, d, :] = first[: d + 1].T
-    W = whitening.reshape(K, d, d + 1)
-    second = W @ moments @ W.transpose(0, 2, 1)
-    return Sums(loglik, np.ascontiguousarray(first[: d + 1]), second)
+    moments[..., rows, columns] = first_t[..., d + 1 :]
+    moments[..., columns, rows] = first_t[..., d + 1 :]
+    moments[..., :, d] = first_t[..., : d + 1]
+    moments[..., d, :] = first_t[..., : d + 1]
+    W = whitening.reshape(*first_t.shape[:-1], d, d + 1)
+    second = W @ moments @ np.swapaxes(W, -1, -2)
+    return Sums(loglik, np.ascontiguousarray(first[..., : d + 1, :]), second)
 
 
 def expansion_coefficients(constants, spherical: bool = False):

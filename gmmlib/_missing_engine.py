@@ -53,7 +53,14 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ._blocks import MAX_BLOCK, BlockThreads, default_block_size, default_threads
-from ._engine import _HALF, _MAX_LOSS
+from ._engine import (
+    _FULL_EXPANSION_MAX_FEATURES,
+    _FULL_EXPANSION_MIN_COMPONENTS,
+    _HALF,
+    _MAX_LOSS,
+    expanded_full_sums,
+    full_expansion_coefficients,
+)
 from ._gaussian import LOG_2PI
 from ._m_step import params_from_sums
 from ._missing import (
@@ -297,10 +304,24 @@ class MissingEngine:
             grouped = compiled_full_pattern_sums if full else compiled_diag_pattern_sums
             block = default_block_size(K, d, "numba")
             bounds = self.patterns.bounds
-            logliks[:] = grouped(
-                self.X, self.sample_weight, bounds[chunk], bounds[chunk + 1], block,
-                *constants.kernel_arguments(slice(None), ref), first, second, scores_only,
-            )  # fmt: skip
+            lows, highs = bounds[chunk], bounds[chunk + 1]
+            coefficients = self._expansion(constants, K)
+            if coefficients is not None:
+                from ._missing_kernels import compiled_expanded_pattern_sums
+
+                expanded = np.zeros((chunk.size, coefficients.shape[-1], K))
+                logliks[:] = compiled_expanded_pattern_sums(
+                    self.X, self.sample_weight, lows, highs, block, coefficients, ref,
+                    expanded, scores_only,
+                )  # fmt: skip
+                if not scores_only:
+                    sums = expanded_full_sums(None, expanded, constants)
+                    first[...], second[...] = sums.first, sums.second
+            else:
+                logliks[:] = grouped(
+                    self.X, self.sample_weight, lows, highs, block,
+                    *constants.kernel_arguments(slice(None), ref), first, second, scores_only,
+                )  # fmt: skip
         else:
             run(self._kernels, range(chunk.size))
         if self._kernels.backend != "numpy":
@@ -315,6 +336,20 @@ class MissingEngine:
                 first[lost], second[lost] = 0.0, 0.0
                 run(NUMPY_KERNELS, np.flatnonzero(lost))
         return logliks, first, second
+
+    def _expansion(self, constants, n_components):
+        """The patterns' coefficients for the expanded kernel (full covariances, as the
+        engine's: from ``_FULL_EXPANSION_MIN_COMPONENTS`` components and up to
+        ``_FULL_EXPANSION_MAX_FEATURES`` features), or None. A missing coordinate's
+        whitening column is zero, so are its coefficients: the filled-in entries of X
+        enter no log-density, and the moments they enter are multiplied by zero."""
+        if (
+            self.covariance_type != "full"
+            or self.n_features > _FULL_EXPANSION_MAX_FEATURES
+            or n_components < _FULL_EXPANSION_MIN_COMPONENTS
+        ):
+            return None
+        return full_expansion_coefficients((constants.whitening, None, constants.log_const))
 
     def _block_starts(self, n_components):
         """(rows per block, block starts) of every pattern, for blocks sized as the engine's."""

@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._kernels import _FASTMATH, _cached_njit, compiled_diag_sums, compiled_full_sums
+from ._kernels import (
+    _FASTMATH,
+    _cached_njit,
+    compiled_diag_sums,
+    compiled_expanded_sums,
+    compiled_full_sums,
+)
 
 
 @_cached_njit(depends_on=(_kernels.__file__,), nogil=True, fastmath=_FASTMATH)
@@ -66,5 +72,28 @@ def compiled_diag_pattern_sums(
             out[j] = compiled_diag_sums(
                 X[lo:hi], sample_weight[lo:hi], starts, rows, scale[j], shift[j], ref,
                 log_const[j], first[j], second[j], scores_only,
+            )  # fmt: skip
+    return out
+
+
+@_cached_njit(depends_on=(_kernels.__file__,), nogil=True, fastmath=_FASTMATH)
+def compiled_expanded_pattern_sums(
+    X, sample_weight, lows, highs, block, coefficients, ref, first, scores_only
+):
+    """``compiled_expanded_sums`` group by group, with the group's ``coefficients[j]``
+    (zero on the missing coordinates), into ``first[j]``; as ``compiled_full_pattern_sums``."""
+    out = np.empty(lows.shape[0])
+    for j in range(lows.shape[0]):
+        lo, hi = lows[j], highs[j]
+        rows = min(block, hi - lo)
+        starts = np.arange(0, hi - lo, rows)
+        if sample_weight is None:
+            out[j] = compiled_expanded_sums(
+                X[lo:hi], None, starts, rows, coefficients[j], ref, first[j], scores_only
+            )
+        else:
+            out[j] = compiled_expanded_sums(
+                X[lo:hi], sample_weight[lo:hi], starts, rows, coefficients[j], ref, first[j],
+                scores_only,
             )  # fmt: skip
     return out

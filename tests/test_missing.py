@@ -28,6 +28,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, norm
 
 import gmmlib
+from gmmlib import _kernels
 from gmmlib._missing_engine import MissingEngine
 from gmmlib._validation import INIT_METHODS
 
@@ -392,6 +393,47 @@ def test_a_start_far_from_the_data_sums_again_about_the_new_means():
         _, *got = engine.step(w, m, gmmlib.precision_cholesky(c))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif(not _kernels.have_numba(), reason="needs numba")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+@pytest.mark.parametrize("far", [False, True], ids=["expanded", "beyond-the-guard"])
+def test_eight_components_expand_each_pattern(monkeypatch, weighted, far):
+    """Full covariances with 8 components: each pattern's log-densities through the
+    expanded kernel (coefficients zero on its missing coordinates), as the complete-data
+    engine; a mean far from the others (beyond ``_EXPANSION_MAX``) keeps the whitening
+    kernel. Either way the step is ``m_step_missing``'s."""
+    rng, X, (w, m, c) = _problem("full", seed=14, n=3000, K=8, d=5, rate=0.25)
+    sw = rng.uniform(0.5, 2.0, size=X.shape[0]) if weighted else None
+    if far:
+        m = m.copy()
+        m[0] += 300.0 * np.sqrt(np.diagonal(c[0]))
+    expanded = []
+    original = MissingEngine._expansion
+
+    def spied(self, *args):
+        coefficients = original(self, *args)
+        expanded.append(coefficients is not None)
+        return coefficients
+
+    monkeypatch.setattr(MissingEngine, "_expansion", spied)
+    # the step's own sums, not the second pass about the new means (which would mask them)
+    again = []
+    about = MissingEngine._about
+    monkeypatch.setattr(
+        MissingEngine, "_about", lambda self, *a: again.append(1) or about(self, *a)
+    )
+    resp = gmmlib.observed_responsibilities(X, w, m, c)
+    expected = gmmlib.m_step_missing(X, resp, m, c, "full", 1e-6, sample_weight=sw)
+    total = X.shape[0] if sw is None else sw.sum()
+    log_likelihood = gmmlib.observed_log_likelihood(X, w, m, c, sample_weight=sw) / total
+    with MissingEngine(X, "full", 1e-6, sw, backend="numba") as engine:
+        got_ll, *got = engine.step(w, m, gmmlib.precision_cholesky(c))
+    assert expanded and all(expanded) == (not far) and any(expanded) == (not far)
+    assert not again
+    assert got_ll == pytest.approx(log_likelihood, rel=1e-12)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)

@@ -53,10 +53,15 @@ with tempfile.TemporaryDirectory() as tmp:
 # pattern of missing entries, with and without weights.
 holes = X.copy()
 holes[::3, 0] = np.nan
-for covariance_type in ("full", "diag"):
+# 8 components with full covariances: each pattern through the expanded kernel
+for n_components, covariance_type in ((2, "full"), (2, "diag"), (8, "full")):
     for sample_weight in (None, w):
         model = gmmlib.GaussianMixture(
-            2, covariance_type=covariance_type, max_iter=2, missing="em", random_state=0
+            n_components,
+            covariance_type=covariance_type,
+            max_iter=2,
+            missing="em",
+            random_state=0,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
