@@ -46,6 +46,7 @@ chunk of patterns (``_CHUNK_MATRICES``).
 
 from __future__ import annotations
 
+import heapq
 from functools import partial
 from typing import NamedTuple
 
@@ -156,6 +157,7 @@ class MissingEngine:
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         self._starts = {}
+        self._shares = None  # the patterns of each thread (_pattern_shares)
 
     def __enter__(self):
         """Hold BLAS to one thread for a run of :meth:`step` calls (as :class:`gmmlib.EMEngine`)."""
@@ -219,8 +221,8 @@ class MissingEngine:
 
         The last is (K, d, d), or its diagonal (K, d) for diag and spherical; the sums are
         about the old means, in the data's coordinates. The patterns are shared among the
-        threads, largest first and dealt in turn (so each gets about as many rows), and
-        each thread builds the constants of its own patterns.
+        threads so that each gets about as many rows (``_pattern_shares``), and each
+        thread builds the constants of its own patterns.
         """
         weights = np.asarray(weights, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
@@ -230,8 +232,34 @@ class MissingEngine:
             cov = np.broadcast_to(cov, (K, d, d))
         theta = _Theta(weights, means, cov, weights @ means)  # rows read as x - r: the engine's
         share = partial(self._share, theta=theta, scores_only=scores_only)
-        parts = self._threads.map(share, np.argsort(-self._sizes, kind="stable"))
+        shares = self._pattern_shares()
+
+        def work(threads, workspace):  # BlockThreads.map hands each thread its index
+            return share(np.concatenate([shares[t] for t in threads]), workspace)
+
+        parts = self._threads.map(work, np.arange(len(shares)))
         return tuple(sum(field) for field in zip(*parts, strict=True))
+
+    def _pattern_shares(self) -> list:
+        """The patterns of each thread, balanced by their rows: largest first, each to the
+        thread with the fewest rows so far (made once per engine).
+
+        ``BlockThreads.map`` cuts what it is given into consecutive runs, which suits
+        blocks of rows; patterns sorted by size would give the first thread nearly every
+        row (with 20 % of the entries missing at d = 8, 97 % of them in the larger half
+        of the patterns), and the engine ran at the speed of one thread.
+        """
+        n_shares = min(self._threads.n_threads, self.patterns.n_patterns)
+        if self._shares is None or len(self._shares) != n_shares:
+            lightest = [(0, t) for t in range(n_shares)]  # a heap of (rows, thread)
+            shares = [[] for _ in range(n_shares)]
+            sizes = self._sizes.tolist()
+            for p in np.argsort(-self._sizes, kind="stable").tolist():
+                rows, t = heapq.heappop(lightest)
+                shares[t].append(p)
+                heapq.heappush(lightest, (rows + sizes[p], t))
+            self._shares = [np.array(share, dtype=np.intp) for share in shares]
+        return self._shares
 
     def _share(self, patterns, workspace, *, theta, scores_only):
         """``_pass``'s sums over some patterns (one thread's share), in chunks of patterns."""

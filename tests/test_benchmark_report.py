@@ -265,3 +265,12 @@ def test_missing_values_target(bench):
     text = report.text_report(both)
     assert "met      gmmlib at 100,000 × 8 × 8 (20% missing): an iteration takes 2.50×" in text
     assert "the fit adds 7.0 MiB (73 bytes per row)" in report.readme_table(both)
+
+
+def test_the_readme_quotes_the_stored_run():
+    """The README's table, limit sentence and list of targets are ``report.py
+    --markdown`` of the stored result, verbatim: a new run not copied there fails here."""
+    stored = REPORT.parent / "results" / "bench_em.json"
+    readme = (REPORT.parents[1] / "README.md").read_text(encoding="utf-8")
+    quoted = report.readme_table(report.load(stored)).strip()
+    assert quoted in readme
