@@ -20,7 +20,15 @@ from ._kernels import (
     compiled_diag_sums,
     compiled_expanded_sums,
     compiled_full_sums,
+    njit,
 )
+
+
+@njit(inline="always")
+def _group_blocks(lo, hi, block):
+    """(rows per block, block starts) of the group X[lo:hi], as the engine's blocks."""
+    rows = min(block, hi - lo)
+    return rows, np.arange(0, hi - lo, rows)
 
 
 @_cached_njit(depends_on=(_kernels.__file__,), nogil=True, fastmath=_FASTMATH)
@@ -38,8 +46,7 @@ def compiled_full_pattern_sums(
     out = np.empty(lows.shape[0])
     for j in range(lows.shape[0]):
         lo, hi = lows[j], highs[j]
-        rows = min(block, hi - lo)
-        starts = np.arange(0, hi - lo, rows)
+        rows, starts = _group_blocks(lo, hi, block)
         if sample_weight is None:  # a branch per type: Numba compiles the one that applies
             out[j] = compiled_full_sums(
                 X[lo:hi], None, starts, rows, whitening[j], ref, log_const[j], first[j],
@@ -61,8 +68,7 @@ def compiled_diag_pattern_sums(
     out = np.empty(lows.shape[0])
     for j in range(lows.shape[0]):
         lo, hi = lows[j], highs[j]
-        rows = min(block, hi - lo)
-        starts = np.arange(0, hi - lo, rows)
+        rows, starts = _group_blocks(lo, hi, block)
         if sample_weight is None:
             out[j] = compiled_diag_sums(
                 X[lo:hi], None, starts, rows, scale[j], shift[j], ref, log_const[j], first[j],
@@ -85,8 +91,7 @@ def compiled_expanded_pattern_sums(
     out = np.empty(lows.shape[0])
     for j in range(lows.shape[0]):
         lo, hi = lows[j], highs[j]
-        rows = min(block, hi - lo)
-        starts = np.arange(0, hi - lo, rows)
+        rows, starts = _group_blocks(lo, hi, block)
         if sample_weight is None:
             out[j] = compiled_expanded_sums(
                 X[lo:hi], None, starts, rows, coefficients[j], ref, first[j], scores_only

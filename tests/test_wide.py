@@ -149,11 +149,9 @@ def test_wide_pass_leaves_blas_its_threads(problem):
         assert [info["num_threads"] for info in threadpool_info()] == before
 
 
-def test_wide_pass_sums_again_after_a_long_move(monkeypatch):
-    """A start thousands of standard deviations from the data: the one-pass update
-    would cancel its digits, and the engine sums again about the new means."""
-    X, (w, m, c), _ = _problem(seed=1, offset=0.0)
-    start = (w, m + 1e5, c)
+def _spied_second_passes(monkeypatch):
+    """For each call of ``wide_sums`` by the engine, whether it was the second pass (sums
+    about the new means, ``centres=``)."""
     calls = []
     original = _wide.wide_sums
 
@@ -162,6 +160,15 @@ def test_wide_pass_sums_again_after_a_long_move(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(_engine, "wide_sums", counted)
+    return calls
+
+
+def test_wide_pass_sums_again_after_a_long_move(monkeypatch):
+    """A start thousands of standard deviations from the data: the one-pass update
+    would cancel its digits, and the engine sums again about the new means."""
+    X, (w, m, c), _ = _problem(seed=1, offset=0.0)
+    start = (w, m + 1e5, c)
+    calls = _spied_second_passes(monkeypatch)
     engine = EMEngine(X, "full", REG)
     _assert_same(
         _engine_run(engine, start, "full", n_iter=2),
@@ -354,14 +361,7 @@ def test_engine_sums_again_when_the_complement_lost_its_digits(monkeypatch):
     X, start = _separated(1e4)
     monkeypatch.setattr(_engine, "_COMPLEMENT_MAX_LOSS", np.inf)
     chosen = _spied_complement(monkeypatch)
-    again = []
-    original = _wide.wide_sums
-
-    def counted(*args, **kwargs):
-        again.append(kwargs.get("centres") is not None)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_engine, "wide_sums", counted)
+    again = _spied_second_passes(monkeypatch)
     _assert_same(
         _engine_run(EMEngine(X, "full", REG), start, "full", n_iter=2),
         _reference(X, start, "full", None, n_iter=2),
