@@ -23,7 +23,7 @@ One component's scatter is not summed at all (``complement``): the responsibilit
 a row add up to 1, so the components' scatters about one point add up to the data's own,
 :math:`\sum_k \sum_i w_i\gamma_{ik} (x_i - a)(x_i - a)^\top = \sum_i w_i (x_i - a)(x_i - a)^\top`,
 which does not change from one iteration to the next (:func:`data_moments`, one pass per
-fit). One component's scatter is that minus the others': K - 1 products instead of K,
+fit). That component's scatter is this minus the others': K - 1 products instead of K,
 at the price of digits when the data spread far more than that component (the engine
 chooses the component, or none, and checks the result, ``gmmlib._engine``).
 
