@@ -87,6 +87,35 @@ def test_rows_of_the_expanded_kernel_and_its_fallback(separation, covariance_typ
     assert bool(calls) == (separation**2 / 2 < _engine._EXPANSION_MAX)
 
 
+@pytest.mark.skipif(not have_numba(), reason="Numba is not installed")
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("K, d", [(1, 1), (3, 1), (4, 2), (5, 7)])
+def test_predict_of_the_expanded_kernel_for_every_width(d, K, covariance_type):
+    """The compiled ``predict`` of diagonal and spherical covariances (its own kernel,
+    vectorised across rows, ``_kernels._expanded_labels``) for one component, one
+    feature (where both layouts are [u, 1, u²]) and more; a number of rows that is not
+    a multiple of the block, and close components, so that many rows are near a tie."""
+    from gmmlib import _engine
+
+    rng = np.random.default_rng(14)
+    means = rng.normal(0.0, 1.0, size=(K, d))
+    variances = rng.uniform(0.3, 2.0, size=(K, d))
+    if covariance_type == "spherical":
+        variances = variances[:, 0]
+    weights = rng.dirichlet(np.ones(K))
+    X_new = rng.normal(0.0, 2.0, size=(3001, d))
+    prec_chol = gmmlib.precision_cholesky(variances, covariance_type)
+    full = h.to_full(variances, covariance_type, K, d)
+    log_joint = h.scipy_log_joint(X_new, weights, means, full)
+    constants = _engine.e_step_constants(weights, means, prec_chol, covariance_type)
+    spherical = covariance_type == "spherical"
+    # the expanded kernel is the one under test
+    assert _engine.expansion_coefficients(constants, spherical) is not None
+    labels = _engine.row_results(X_new, weights, means, prec_chol, covariance_type,
+                                 "predict", backend="numba", n_threads=2)  # fmt: skip
+    assert np.array_equal(labels, np.argmax(log_joint, axis=1))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rows_beyond_overflow_go_to_the_nearest_component(backend):
     """A row whose squared distances overflow: log P = -inf, γ = 1 at the nearest."""
