@@ -275,7 +275,9 @@ class MissingEngine:
             chunk = patterns[start : start + step]
             observed = self.patterns.observed[chunk].astype(np.float64)
             if full:
-                constants, maps = _full_constants(log_weights, means, cov, observed, ref)
+                constants, maps = self._full_constants(
+                    log_weights, means, cov, observed, ref, workspace
+                )
             else:
                 constants, maps = _diag_constants(log_weights, means, cov, observed, ref)
             logliks, first, second = self._kernel_sums(
@@ -302,6 +304,23 @@ class MissingEngine:
                 sum_yy += np.einsum("pkj,kj,pj->kj", 2.0 * second, cov, observed)
                 sum_yy += np.einsum("pk,kj,pj->kj", n, cov, 1.0 - observed)
         return loglik, counts, sum_y, sum_yy
+
+    def _full_constants(self, log_weights, means, cov, observed, ref, workspace):
+        """``_full_constants``; compiled with the Numba backend (``compiled_full_constants``),
+        into the thread's buffers."""
+        if self._kernels.backend != "numba":
+            return _full_constants(log_weights, means, cov, observed, ref)
+        from ._missing_kernels import compiled_full_constants
+
+        (P, d), K = observed.shape, means.shape[0]
+        whitening = workspace.array("pattern_whitening", (P, K, d, d + 1))
+        log_const = workspace.array("pattern_log_const", (P, K))
+        inverse, H, C = (workspace.array(f"pattern_{name}", (P, K, d, d)) for name in "LHC")
+        compiled_full_constants(
+            log_weights, means, cov, observed, ref, _HALF, LOG_2PI, whitening, log_const,
+            inverse, H, C,
+        )  # fmt: skip
+        return _FullPatternConstants(whitening.reshape(P, K * d, d + 1), log_const, inverse), (H, C)
 
     def _kernel_sums(self, chunk, constants, ref, n_components, scores_only, workspace):
         """Every pattern of ``chunk`` through the block kernel, in this thread: (log-likelihoods

@@ -382,6 +382,50 @@ def test_engine_threads_and_kernels_agree(covariance_type):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.skipif(not _kernels.have_numba(), reason="Numba is not installed")
+@pytest.mark.parametrize("tied", [False, True], ids=["full", "tied"])
+@pytest.mark.parametrize("d", [1, 3, 6])
+def test_compiled_pattern_constants_are_the_numpy_ones(d, tied):
+    """The Numba backend's constants of the patterns (``compiled_full_constants``, each
+    matrix worked on its observed block) against the NumPy version (the whole matrices,
+    the missing block made the identity), into buffers left dirty by a previous use:
+    every pattern of d features, tied covariances as a broadcast view, and a component
+    whose covariance is not positive definite in one coordinate (NaN in both)."""
+    from gmmlib._engine import _HALF
+    from gmmlib._gaussian import LOG_2PI
+    from gmmlib._missing_engine import _full_constants
+    from gmmlib._missing_kernels import compiled_full_constants
+
+    rng = np.random.default_rng(21)
+    K = 3
+    A = rng.normal(size=(K, d, d))
+    cov = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    cov[2, 0, 0] = -1.0  # not positive definite wherever coordinate 0 is observed
+    if tied:
+        cov = np.broadcast_to(cov[0], (K, d, d))
+    means, ref = rng.normal(size=(K, d)), rng.normal(size=d)
+    log_weights = np.log(rng.dirichlet(np.ones(K)))
+    # every pattern with at least one observed coordinate
+    observed = ((np.arange(1, 2**d)[:, None] >> np.arange(d)) & 1).astype(np.float64)
+    P = observed.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        constants, (H, C) = _full_constants(log_weights, means, cov, observed, ref)
+    buffers = [np.full((P, K, d, d + 1), 7.0), np.full((P, K), 7.0)]
+    buffers += [np.full((P, K, d, d), 7.0) for _ in range(3)]
+    compiled_full_constants(log_weights, means, cov, observed, ref, _HALF, LOG_2PI, *buffers)
+    expected = [constants.whitening.reshape(P, K, d, d + 1), constants.log_const]
+    expected += [constants.whitening_matrices, H, C]
+    good = slice(None) if tied else slice(0, 2)  # the positive-definite components
+    for got, want in zip(buffers, expected, strict=True):
+        np.testing.assert_allclose(got[:, good], want[:, good], rtol=1e-12, atol=1e-13)
+    # the other one: NaN in log p_k + log φ wherever coordinate 0 is observed, as there
+    # (the kernels then flag its rows, and the fit raises the not-positive-definite error)
+    bad = np.isnan(buffers[1])
+    assert np.array_equal(bad, np.isnan(constants.log_const))
+    assert np.array_equal(bad[:, 2], (observed[:, 0] == 1) & (not tied))
+    assert not bad[:, :2].any()
+
+
 def test_threads_share_the_patterns_by_rows():
     """Every pattern goes to one thread, and the threads get about as many rows: with 20 %
     of the entries missing at d = 8, sorted patterns cut into consecutive runs gave the
