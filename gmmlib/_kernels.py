@@ -906,11 +906,11 @@ def _expanded_labels(X, starts, block, coefficients, ref, labels):
     (diagonal; spherical: c_k + q_k |u|² + Σ_j a_kj u_j), the coefficients' row in
     Horner form, are folded into a running maximum and label by arithmetic (the first
     of equal maxima, as np.argmax; a select per entry would not vectorise). Measured at
-    100 000 × 8 × 8 on one thread (2026-12-01): 0.9 ms, against 1.5 ms for the
-    product of the expanded rows [u, 1, u²] with the coefficients' transpose by BLAS
-    (its inner dimension, 2d + 1, is too thin for BLAS's speed) and a scan per row. A
-    row with a NaN log-joint or none finite gets label -1 and is counted, as in
-    ``_row_results``.
+    100 000 × 8 × 8 on one thread (the benchmark's machine, 2026-12-01): 0.9 ms, against
+    1.5 ms for the product of the expanded rows [u, 1, u²] with the coefficients'
+    transpose by BLAS (its inner dimension, 2d + 1, is too thin for BLAS's speed) and a
+    scan per row. A row with a NaN log-joint or none finite gets label -1 and is
+    counted, as in ``_row_results``.
     """
     N, d = X.shape
     K, width = coefficients.shape

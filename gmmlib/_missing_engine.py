@@ -275,7 +275,7 @@ class MissingEngine:
             chunk = patterns[start : start + step]
             observed = self.patterns.observed[chunk].astype(np.float64)
             if full:
-                constants, maps = self._full_constants(
+                constants, maps = self._pattern_constants(
                     log_weights, means, cov, observed, ref, workspace
                 )
             else:
@@ -305,9 +305,9 @@ class MissingEngine:
                 sum_yy += np.einsum("pk,kj,pj->kj", n, cov, 1.0 - observed)
         return loglik, counts, sum_y, sum_yy
 
-    def _full_constants(self, log_weights, means, cov, observed, ref, workspace):
-        """``_full_constants``; compiled with the Numba backend (``compiled_full_constants``),
-        into the thread's buffers."""
+    def _pattern_constants(self, log_weights, means, cov, observed, ref, workspace):
+        """The module's ``_full_constants``; with the Numba backend, their compiled version
+        (``compiled_full_constants``), written into the thread's buffers."""
         if self._kernels.backend != "numba":
             return _full_constants(log_weights, means, cov, observed, ref)
         from ._missing_kernels import compiled_full_constants
